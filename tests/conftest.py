@@ -1,0 +1,130 @@
+"""Fixtures every test module uses: the hang guard, both-ways runs, peers.
+
+The hang guard is a hub timer armed for each test: when it fires it prints
+every greenlet's stack (``gevent.util.format_run_info``) and throws
+``HangError`` into the main greenlet, so a test that waits forever fails
+with a picture of who was waiting on what.  pytest-timeout (``timeout`` in
+pyproject.toml) is the backstop for a hub that never runs at all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import gevent
+import gevent.util
+import pytest
+from greenlet import getcurrent
+
+from xsock_green import Socket, socket
+
+T = TypeVar("T")
+
+HANG_LIMIT = float(os.environ.get("XSOCK_HANG_LIMIT", "60"))
+
+
+class HangError(Exception):
+    """The per-test hang guard fired."""
+
+
+@pytest.fixture(autouse=True)
+def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("hang_limit")
+    limit = float(marker.args[0]) if marker else HANG_LIMIT
+    main = getcurrent()
+    timer = gevent.get_hub().loop.timer(limit)
+
+    def fire() -> None:
+        sys.stderr.write("hang guard: test ran past %.0f s; greenlets:\n" % limit)
+        sys.stderr.write("\n".join(gevent.util.format_run_info()) + "\n")
+        main.throw(HangError(f"{request.node.nodeid} hung for {limit:.0f} s"))
+
+    timer.start(fire)
+    try:
+        yield
+    finally:
+        timer.stop()
+        timer.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hang_limit(seconds): per-test hang guard limit")
+
+
+Runner = Callable[..., Any]
+
+
+@pytest.fixture(params=["main", "greenlet"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Run a test body from the main greenlet or from a spawned greenlet.
+
+    ``run(fn, *args)`` returns ``fn``'s result and re-raises its exception.
+    """
+
+    def in_main(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    def in_greenlet(fn: Callable[..., T], *args: Any) -> T:
+        glet = gevent.spawn(fn, *args)
+        try:
+            result: T = glet.get()
+        finally:
+            glet.kill()
+        return result
+
+    return in_main if request.param == "main" else in_greenlet
+
+
+@pytest.fixture
+def listener() -> Iterator[Socket]:
+    """A TCP listener on 127.0.0.1 and a free port, closed after the test."""
+    srv = socket.bind("127.0.0.1", 0)
+    assert srv.listen(64)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[str]:
+    """A short temporary folder for unix socket paths (the limit is 107 bytes)."""
+    path = tempfile.mkdtemp(prefix="xs-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., gevent.Greenlet]]:
+    """``spawn(fn, *args)``: a greenlet that is killed if still alive at teardown."""
+    started: list[gevent.Greenlet] = []
+
+    def _spawn(fn: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+        glet = gevent.spawn(fn, *args)
+        started.append(glet)
+        return glet
+
+    yield _spawn
+    gevent.killall(started, timeout=5)
+    assert all(g.dead for g in started), "a greenlet survived its test"
+
+
+def pair(listener: Socket) -> tuple[Socket, Socket]:
+    """A connected (client, server-side) TCP pair over ``listener``."""
+    port = listener.sockname()[1]
+    client = socket.connect("127.0.0.1", port)
+    assert client is not None, "connect to own listener failed"
+    server = listener.accept()
+    assert server is not None, listener.last_error
+    return client, server
+
+
+@pytest.fixture
+def tcp_pair(listener: Socket) -> Iterator[tuple[Socket, Socket]]:
+    client, server = pair(listener)
+    yield client, server
+    client.close()
+    server.close()

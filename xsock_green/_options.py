@@ -1,0 +1,99 @@
+"""xmake option tables, validated against one schema.
+
+xmake passes options as a Lua table; Python callers may pass the same table
+as a ``dict`` or as keyword arguments.  Every key of every call is described
+once in ``_SCHEMA``; each call names the keys it accepts.  Validation raises
+``TypeError`` for an unknown key (with a suggestion) or a value of the wrong
+type, and ``ValueError`` for an impossible value.  The result is a plain dict
+that the caller reads with ``.get(key, default)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["options", "check_timeout", "check_port", "check_int"]
+
+Options = Mapping[str, Any]
+
+
+def _bool(key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"option {key!r} must be a bool, not {type(value).__name__}")
+
+
+def check_int(key: str, value: object, low: int, high: int | None = None) -> int:
+    """Return ``value`` if it is an int in ``[low, high]``; raise otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key!r} must be an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{key!r} must be {bound}, got {value}")
+    return value
+
+
+def check_timeout(key: str, value: object) -> float:
+    """Validate a timeout in milliseconds: ``-1`` (no limit) or ``>= 0``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{key!r} must be milliseconds (int or float), not {type(value).__name__}")
+    if value != -1 and not value >= 0:  # also refuses NaN
+        raise ValueError(f"{key!r} must be -1 (no limit) or >= 0 milliseconds, got {value}")
+    return value
+
+
+def check_port(value: object) -> int:
+    """Validate a port number."""
+    return check_int("port", value, 0, 65535)
+
+
+def _family(key: str, value: object) -> None:
+    check_int(key, value, 1, 3)
+
+
+def _position(key: str, value: object) -> None:
+    check_int(key, value, 1)
+
+
+_SCHEMA: dict[str, Callable[[str, object], object]] = {
+    "block": _bool,
+    "waitall": _bool,
+    "is_abstract": _bool,
+    "reuseport": _bool,
+    "timeout": check_timeout,
+    "start": _position,
+    "last": lambda key, value: check_int(key, value, 0),
+    "family": _family,
+}
+
+
+def options(
+    where: str, allowed: frozenset[str], opt: Options | None, kw: Options
+) -> Options:
+    """Merge and validate an option table and keyword options for ``where``.
+
+    Returns the validated mapping (the caller's own dict when it needs no
+    merging, so the common call costs no copy).
+    """
+    if opt is None:
+        merged: Options = kw
+    elif not isinstance(opt, Mapping):
+        raise TypeError(f"{where}: options must be a dict, not {type(opt).__name__}")
+    elif kw:
+        both = opt.keys() & kw.keys()
+        if both:
+            raise TypeError(f"{where}: option {sorted(both)[0]!r} given both in the table and as a keyword")
+        merged = {**opt, **kw}
+    else:
+        merged = opt
+    for key, value in merged.items():
+        if key not in allowed:
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: option names are strings, not {type(key).__name__}")
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            accepted = ", ".join(sorted(allowed)) or "none"
+            raise TypeError(f"{where}: unknown option {key!r}{hint} (accepted: {accepted})")
+        _SCHEMA[key](key, value)
+    return merged
