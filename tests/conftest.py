@@ -40,7 +40,7 @@ def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     timer = gevent.get_hub().loop.timer(limit)
 
     def fire() -> None:
-        sys.stderr.write("hang guard: test ran past %.0f s; greenlets:\n" % limit)
+        sys.stderr.write(f"hang guard: test ran past {limit:.0f} s; greenlets:\n")
         sys.stderr.write("\n".join(gevent.util.format_run_info()) + "\n")
         main.throw(HangError(f"{request.node.nodeid} hung for {limit:.0f} s"))
 

@@ -14,7 +14,7 @@ def test_echo_round_trip(run: Runner, listener: Socket) -> None:
             assert client.send("hello world..", {"block": True}) == 13
             buff = Bytes(64)
             n, data = server.recv(buff, 64, {"block": True})
-            assert (n, bytes(data)) == (13, b"hello world..")
+            assert n == 13 and data == b"hello world.."
             assert server.send(data, block=True) == 13
             n, data = client.recv(buff, 13, block=True, waitall=True)
             assert data is not None and data.str() == "hello world.."

@@ -29,8 +29,8 @@ from ._errors import BusyError, HubWaitError, WrongThreadError
 
 __all__ = [
     "CLOSED",
-    "IOWait",
     "TIMEOUT",
+    "IOWait",
     "get_thread_ident",
     "poll_now",
     "resolve",

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["options", "check_timeout", "check_port", "check_int"]
+__all__ = ["check_int", "check_port", "check_timeout", "options"]
 
 Options = Mapping[str, Any]
 
@@ -68,9 +68,7 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
 }
 
 
-def options(
-    where: str, allowed: frozenset[str], opt: Options | None, kw: Options
-) -> Options:
+def options(where: str, allowed: frozenset[str], opt: Options | None, kw: Options) -> Options:
     """Merge and validate an option table and keyword options for ``where``.
 
     Returns the validated mapping (the caller's own dict when it needs no
@@ -83,7 +81,9 @@ def options(
     elif kw:
         both = opt.keys() & kw.keys()
         if both:
-            raise TypeError(f"{where}: option {sorted(both)[0]!r} given both in the table and as a keyword")
+            raise TypeError(
+                f"{where}: option {sorted(both)[0]!r} given both in the table and as a keyword"
+            )
         merged = {**opt, **kw}
     else:
         merged = opt

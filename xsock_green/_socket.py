@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
-from typing import IO, Any, Final, TypeVar, cast
+from typing import IO, Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from . import _hub
 from ._bytes import Bytes
@@ -54,6 +54,7 @@ CTRL_SET_KEEPALIVE: Final = 9
 CTRL_SET_NOSIGPIPE: Final = 10
 
 _AF = {IPV4: _socket.AF_INET, IPV6: _socket.AF_INET6, UNIX: _socket.AF_UNIX}
+_SOCK_TYPES = {TCP: _socket.SOCK_STREAM, UDP: _socket.SOCK_DGRAM, ICMP: _socket.SOCK_DGRAM}
 _TYPE_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
 _FAMILY_DIGIT = {IPV4: "4", IPV6: "6"}
 _EMPTY: Options = {}
@@ -69,9 +70,12 @@ _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
 _R = TypeVar("_R")
+_P = ParamSpec("_P")
 
 
-def _xmake(failure: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
+def _xmake(
+    failure: Any,
+) -> Callable[[Callable[Concatenate[Socket, _P], _R]], Callable[Concatenate[Socket, _P], _R]]:
     """The adapter: an ``OSError`` raised by ``method`` becomes ``failure``.
 
     It records the error on ``last_error`` in xmake's words and clears
@@ -79,9 +83,11 @@ def _xmake(failure: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
     errors pass through unchanged.
     """
 
-    def decorate(method: Callable[..., _R]) -> Callable[..., _R]:
+    def decorate(
+        method: Callable[Concatenate[Socket, _P], _R],
+    ) -> Callable[Concatenate[Socket, _P], _R]:
         @functools.wraps(method)
-        def adapted(self: Socket, *args: Any, **kw: Any) -> _R:
+        def adapted(self: Socket, /, *args: _P.args, **kw: _P.kwargs) -> _R:
             try:
                 result = method(self, *args, **kw)
             except TimeoutError:
@@ -271,13 +277,13 @@ class Socket:
             raise TypeError(f"{self} is a unix socket: use bind_unix()/connect_unix()")
         if not isinstance(addr, str):
             raise TypeError(f"addr must be a str, not {type(addr).__name__}")
-        check_port(port)
+        port = check_port(port)
         af = _AF[self._family]
         try:
             _socket.inet_pton(af, addr)
         except OSError:
             try:
-                resolved = _hub.resolve(addr, port, af, _socket.SOCK_STREAM)
+                resolved = _hub.resolve(addr, port, af, _SOCK_TYPES[self._type])
             except OSError as exc:
                 raise SocketError(
                     getattr(exc, "errno", None), f"{self}: cannot resolve {addr!r}: {exc}"
@@ -598,7 +604,9 @@ class Socket:
             with open(file, "rb") as f:
                 return self._sendfile(f, o)
         if not hasattr(file, "read"):
-            raise TypeError(f"file must be a binary file object or a path, not {type(file).__name__}")
+            raise TypeError(
+                f"file must be a binary file object or a path, not {type(file).__name__}"
+            )
         return self._sendfile(file, o)
 
     def _sendfile(self, f: IO[bytes], o: Options) -> int:

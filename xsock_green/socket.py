@@ -7,6 +7,7 @@ as ``import("core.base.socket")``.  The methods live on ``Socket``.
 from __future__ import annotations
 
 import _socket
+from collections.abc import Callable
 from typing import Any
 
 from . import _socket as _impl
@@ -76,10 +77,9 @@ _K_CONNECT = frozenset({"family", "timeout"})
 _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
-_SOCK_TYPE = {TCP: _socket.SOCK_STREAM, UDP: _socket.SOCK_DGRAM, ICMP: _socket.SOCK_DGRAM}
 
 
-def open(type: int = TCP, family: int = IPV4) -> Socket:  # noqa: A001 - xmake's name
+def open(type: int = TCP, family: int = IPV4) -> Socket:
     """A new socket of ``type`` (``TCP``, ``UDP``, ``ICMP``) and ``family``.
 
     Raises ``SocketError`` when the OS refuses (an ICMP socket needs
@@ -93,7 +93,7 @@ def open(type: int = TCP, family: int = IPV4) -> Socket:  # noqa: A001 - xmake's
     if type == ICMP:
         proto = _socket.IPPROTO_ICMPV6 if family == IPV6 else _socket.IPPROTO_ICMP
     try:
-        sock = _socket.socket(_impl._AF[family], _SOCK_TYPE[type], proto)
+        sock = _socket.socket(_impl._AF[family], _impl._SOCK_TYPES[type], proto)
     except OSError as exc:
         raise SocketError(exc.errno, f"cannot open a socket: {exc.strerror or exc}") from exc
     if family == IPV6:
@@ -163,7 +163,7 @@ def bind_unix(path: str, opt: Options | None = None, /, **kw: Any) -> Socket:
 
 def _bind_error(sock: Socket, where: str) -> SocketError:
     err = sock.last_error
-    reason = str(err).split(": ", 1)[-1] if err is not None else "unknown error"
+    reason = str(err).split(">: ", 1)[-1] if err is not None else "unknown error"
     return SocketError(getattr(err, "errno", None), f"cannot bind {where}: {reason}")
 
 
@@ -174,22 +174,27 @@ def connect(addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> S
     """
     o = options("connect", _K_CONNECT, opt, kw)
     sock = open(TCP, _family_of(addr, o))
-    return _connected(sock, sock.connect(addr, port, _only(o, "timeout")))
+    return _connected(sock, lambda: sock.connect(addr, port, _only(o, "timeout")))
 
 
 def connect_unix(path: str, opt: Options | None = None, /, **kw: Any) -> Socket | None:
     """A unix socket connected to ``path`` (keys ``is_abstract``, ``timeout``), or ``None``."""
     o = options("connect_unix", _K_CONNECT_UNIX, opt, kw)
     sock = unix()
-    return _connected(sock, sock.connect_unix(path, o))
+    return _connected(sock, lambda: sock.connect_unix(path, o))
 
 
 def _only(o: Options, key: str) -> Options:
     return {key: o[key]} if key in o else {}
 
 
-def _connected(sock: Socket, result: int) -> Socket | None:
-    if result == 1:
-        return sock
+def _connected(sock: Socket, connect: Callable[[], int]) -> Socket | None:
+    """``sock`` once ``connect()`` succeeded; otherwise it is closed."""
+    try:
+        if connect() == 1:
+            return sock
+    except BaseException:
+        sock.close()
+        raise
     sock.close()
     return None

@@ -1,0 +1,76 @@
+"""Option tables: dict and keyword forms, unknown keys, bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from xsock_green import Bytes, Socket, socket
+
+
+def test_dict_and_keyword_forms_agree(tcp_pair: tuple[Socket, Socket]) -> None:
+    client, server = tcp_pair
+    assert client.send("abcdef", {"block": True, "start": 2, "last": 3}) == 2
+    assert client.send("abcdef", block=True, start=2, last=3) == 2
+    assert client.send("abcdef", {"block": True}, start=5) == 2
+    got = server.recv(Bytes(6), 6, {"block": True, "waitall": True})
+    assert got[1] == b"bcbcef"
+    v4 = socket.tcp({"family": socket.IPV4})
+    kw = socket.tcp(family=socket.IPV4)
+    assert (v4.family(), v4.type()) == (kw.family(), kw.type()) == (socket.IPV4, socket.TCP)
+    v4.close()
+    kw.close()
+
+
+def test_unknown_key_suggests(tcp_pair: tuple[Socket, Socket]) -> None:
+    client, _ = tcp_pair
+    with pytest.raises(TypeError, match=r"unknown option 'blok'; did you mean 'block'\?"):
+        client.send("x", {"blok": True})
+    with pytest.raises(TypeError, match="unknown option 'timout'.*'timeout'"):
+        client.recv(Bytes(4), 4, timout=5)
+    with pytest.raises(TypeError, match="unknown option 'waitall'"):
+        client.send("x", waitall=True)
+    with pytest.raises(TypeError, match="unknown option"):
+        socket.tcp({"famly": socket.IPV6})
+
+
+def test_same_key_both_ways_raises(tcp_pair: tuple[Socket, Socket]) -> None:
+    client, _ = tcp_pair
+    with pytest.raises(TypeError, match="'block' given both"):
+        client.send("x", {"block": True}, block=False)
+
+
+@pytest.mark.parametrize(
+    ("opt", "exc", "words"),
+    [
+        ({"block": 1}, TypeError, "'block' must be a bool"),
+        ({"timeout": "5"}, TypeError, "'timeout' must be milliseconds"),
+        ({"timeout": -2}, ValueError, "'timeout' must be -1"),
+        ({"timeout": float("nan")}, ValueError, "'timeout'"),
+        ({"start": 0}, ValueError, "'start' must be >= 1"),
+        ({"last": -1}, ValueError, "'last' must be >= 0"),
+        ({"last": 99}, ValueError, "last \\(99\\) is beyond the data size"),
+        ({"start": 3, "last": 1}, ValueError, "start \\(3\\) is past last"),
+    ],
+)
+def test_bad_values(
+    tcp_pair: tuple[Socket, Socket], opt: dict[str, object], exc: type[Exception], words: str
+) -> None:
+    client, server = tcp_pair
+    with pytest.raises(exc, match=words):
+        client.send("abc", opt)
+    # Nothing was sent and the socket still works.
+    assert server.recv(Bytes(4), 4) == (0, None)
+    assert client.send("ok", {"block": True}) == 2
+
+
+def test_options_must_be_a_dict(tcp_pair: tuple[Socket, Socket]) -> None:
+    client, _ = tcp_pair
+    with pytest.raises(TypeError, match="options must be a dict"):
+        client.send("x", [("block", True)])  # type: ignore[arg-type]
+
+
+def test_family_values() -> None:
+    with pytest.raises(ValueError, match="'family' must be 1..3"):
+        socket.udp({"family": 7})
+    with pytest.raises(TypeError, match="'family' must be an int"):
+        socket.tcp(family="ipv6")
