@@ -78,7 +78,6 @@ _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
 
-
 def open(type: int = TCP, family: int = IPV4) -> Socket:
     """A new socket of ``type`` (``TCP``, ``UDP``, ``ICMP``) and ``family``.
 
