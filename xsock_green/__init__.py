@@ -15,7 +15,7 @@ from ._socket import Socket
 from ._version import __version__
 
 #: xmake's spelling, for line-by-line ports of ``import("core.base.bytes")``.
-bytes = Bytes  # noqa: A001
+bytes = Bytes
 
 __all__ = [
     "BusyError",
