@@ -68,14 +68,19 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
 }
 
 
+_BOOL_KEYS = frozenset(key for key, check in _SCHEMA.items() if check is _bool)
+
+
 def options(where: str, allowed: frozenset[str], opt: Options | None, kw: Options) -> Options:
     """Merge and validate an option table and keyword options for ``where``.
 
     Returns the validated mapping (the caller's own dict when it needs no
     merging, so the common call costs no copy).
     """
-    if opt is None:
-        merged: Options = kw
+    if type(opt) is dict and not kw:  # the common call: one literal table
+        merged: Options = opt
+    elif opt is None:
+        merged = kw
     elif not isinstance(opt, Mapping):
         raise TypeError(f"{where}: options must be a dict, not {type(opt).__name__}")
     elif kw:
@@ -88,6 +93,8 @@ def options(where: str, allowed: frozenset[str], opt: Options | None, kw: Option
     else:
         merged = opt
     for key, value in merged.items():
+        if (value is True or value is False) and key in allowed and key in _BOOL_KEYS:
+            continue
         if key not in allowed:
             if not isinstance(key, str):
                 raise TypeError(f"{where}: option names are strings, not {type(key).__name__}")

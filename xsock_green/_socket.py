@@ -69,6 +69,8 @@ _K_TIMEOUT = frozenset({"timeout"})
 _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
+_ident = _hub.get_thread_ident
+
 _R = TypeVar("_R")
 _P = ParamSpec("_P")
 
@@ -407,40 +409,48 @@ class Socket:
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o = options("send", _K_SEND, opt, kw) if opt or kw else _EMPTY
-        return self._send(self._live(), _data_view(data), o)
+        o = _EMPTY if opt is None and not kw else options("send", _K_SEND, opt, kw)
+        sock = self._sock
+        if sock is None or _ident() != self._io.thread:
+            sock = self._live()
+        cls = type(data)
+        if cls is Bytes:
+            data = data._mv
+        elif cls is not bytes:
+            data = _data_view(data)
+        return self._send(sock, data, o)
 
-    def _send(self, sock: Any, mv: memoryview, o: Options) -> int:
-        if "start" in o or "last" in o:
-            begin, end = _range(o, len(mv))
-            mv = mv[begin:end]
-        total = len(mv)
+    def _send(self, sock: Any, data: bytes | memoryview, o: Options) -> int:
+        if o and ("start" in o or "last" in o):
+            begin, end = _range(o, len(data))
+            data = memoryview(data)[begin:end]
+        total = len(data)
         if total == 0:
             return 0
+        try:
+            sent: int = sock.send(data, _SEND_FLAGS)
+        except BlockingIOError:
+            sent = 0
         if not o.get("block", self._block):
-            try:
-                return int(sock.send(mv, _SEND_FLAGS))
-            except BlockingIOError:
-                return 0
-        deadline = _deadline(o.get("timeout", -1))
+            return sent
         io = self._io
-        sent = 0
-        waited = False
+        if sent == total:
+            io.cooperate()
+            return total
+        # A short write means the buffer is full: wait, do not retry.
+        deadline = _deadline(o.get("timeout", -1))
+        mv = memoryview(data)
         while True:
-            try:
-                sent += sock.send(mv[sent:] if sent else mv, _SEND_FLAGS)
-            except BlockingIOError:
-                pass
-            if sent == total:
-                if not waited:
-                    io.cooperate()
-                return total
-            # A short write means the buffer is full: wait, do not retry.
             result = io.wait(2, deadline)
             if result <= 0:
                 self._woken(result, sock)
                 raise TimeoutError(f"{self}: send timeout", sent)
-            waited = True
+            try:
+                sent += sock.send(mv[sent:], _SEND_FLAGS)
+            except BlockingIOError:
+                pass
+            if sent == total:
+                return total
 
     @_xmake((-1, None))
     def recv(
@@ -452,29 +462,38 @@ class Socket:
         would block; ``(-1, None)`` end of stream or failure.  Block mode
         waits for at least one byte, or with ``waitall`` for exactly ``size``.
         """
-        if isinstance(size, Mapping):  # recv(buff, {"block": True})
-            size, opt = None, size
-        o = options("recv", _K_RECV, opt, kw) if opt or kw else _EMPTY
-        sock = self._live()
-        target = self._recv_target(buff, size, o)
+        if opt is None and not kw:
+            if size is None or type(size) is int:
+                o = _EMPTY
+            elif isinstance(size, Mapping):  # recv(buff, {"block": True})
+                size, o = None, options("recv", _K_RECV, size, kw)
+            else:
+                o = _EMPTY
+        else:
+            o = options("recv", _K_RECV, opt, kw)
+        sock = self._sock
+        if sock is None or _ident() != self._io.thread:
+            sock = self._live()
+        target = buff._mv if type(buff) is Bytes else None
+        if target is None or target.readonly or size != len(target) or "start" in o:
+            target = self._recv_target(buff, size, o)
         want = len(target)
         if want == 0:
             return 0, None
-        stream = self._type == TCP
         if not o.get("block", self._block):
             try:
                 n = sock.recv_into(target)
             except BlockingIOError:
                 return 0, None
-            if n == 0 and stream:
+            if n == 0 and self._type == TCP:
                 raise _EndOfStream("end of stream")
             return n, Bytes._wrap(target[:n])
-        waitall = o.get("waitall", False)
         timeout = o.get("timeout", -1)
-        deadline = _deadline(timeout)
-        io = self._io
         if timeout == 0:
             self._rtry = True
+        io = self._io
+        deadline = None if timeout == -1 else _deadline(timeout)
+        waitall = o.get("waitall", False)
         got = 0
         waited = False
         while True:
@@ -491,10 +510,10 @@ class Socket:
                     if got == want or not waitall:
                         if not waited:
                             io.cooperate()
-                        return got, Bytes._wrap(target[:got])
+                        return got, Bytes._wrap(target[:got] if got != want else target)
                     continue
                 if n == 0:
-                    if not stream:
+                    if self._type != TCP:
                         return 0, Bytes._wrap(target[:0])
                     suffix = f" after {got} of {want} bytes" if got else ""
                     raise _EndOfStream("end of stream" + suffix)
@@ -617,7 +636,7 @@ class Socket:
             data = f.read()
             if isinstance(data, str):
                 raise TypeError("file must be opened in binary mode") from None
-            return self._send(self._live(), _data_view(data), o)
+            return self._send(self._live(), data, o)
         size = os.fstat(fd).st_size
         begin, end = _range(o, size)
         total = end - begin
