@@ -230,7 +230,8 @@ def sleep(seconds: float) -> None:
 # calls ``loop.closing_fd`` before the descriptor goes, which runs a running
 # watcher's callback first; that callback sees ``rawfd() == -1`` and lets go
 # of the watcher and the ``poll`` slot.  A socket whose watcher had stopped is
-# checked by the next wait instead.
+# checked by the next wait instead, and a poll (timeout 0), which does not
+# let the hub run, checks every socket.
 
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP, _POLLNVAL = 1, 4, 8, 16, 32
 _READY = 1
