@@ -45,7 +45,7 @@ _STREAM_MAX = 16 * 1024 * 1024
 _IO_TIMEOUT = 5000  # ms: a bench request or an echo that takes longer is an error
 _UDP_TIMEOUT = 1000  # ms: a lost datagram costs the bench client this long
 _CLEAR_EOL = "\x1b[K"  # the progress bar is only drawn on a terminal
-_DUPLEX_OVER = 65536  # bench messages larger than this are sent while the echo is read
+_DUPLEX_OVER = 65536  # larger messages are sent from a second greenlet while echoes are read
 
 Log = Callable[[str], None]
 
@@ -333,20 +333,20 @@ def _echo_server(prog: str, args: argparse.Namespace) -> int:
     with _on_signals(stop) as got:
         print(f"listening on {_bound(ep, sock)}", flush=True)
         if ep.transport == "udp":
-            main = gevent.spawn(_echo_datagrams, sock, log, fatal)
+            serving = gevent.spawn(_echo_datagrams, sock, log, fatal)
         else:
-            main = gevent.spawn(_accept_loop, sock, ep.transport == "tcp", conns, log)
-        main.link(lambda _glet: stop.set())
+            serving = gevent.spawn(_accept_loop, sock, ep.transport == "tcp", conns, log)
+        serving.link(lambda _glet: stop.set())
         try:
             stop.wait()
         finally:
             sock.close()
-            _stop_all([main, *conns])
+            _stop_all([serving, *conns])
             if ep.transport == "unix":
                 with contextlib.suppress(OSError):
                     os.unlink(ep.path)
-    if main.exception is not None:
-        fatal.append(f"server failed: {main.exception!r}")
+    if serving.exception is not None:
+        fatal.append(f"server failed: {serving.exception!r}")
     if fatal:
         _say(prog, fatal[0])
         return EXIT_FAIL
@@ -379,6 +379,42 @@ def _connect(ep: Endpoint, timeout: int) -> Socket:
     return sock
 
 
+def _echo_datagram(sock: Socket, ep: Endpoint, line: bytes, buff: Bytes, timeout: int) -> bytes:
+    """Send one datagram and return its echo; raises ``OSError`` saying what failed."""
+    if sock.sendto(line, ep.host, ep.port, {"block": True, "timeout": timeout}) < 0:
+        raise OSError(f"cannot send to {ep.address()}: {_reason(sock.last_error)}")
+    n, data, _addr, _port = sock.recvfrom(buff, _BUFF_SIZE, {"block": True, "timeout": timeout})
+    if n <= 0 or data is None:
+        raise OSError(f"no echo within {timeout} ms" if n == 0 else _reason(sock.last_error))
+    return bytes(data)
+
+
+def _echo_line(sock: Socket, line: bytes, buff: Bytes, timeout: int, out: Any) -> None:
+    """Send one line on a stream and copy its echo to ``out``; raises ``OSError``."""
+    opt = {"block": True, "timeout": timeout}
+    # A line larger than the socket buffers must be read while it is still being
+    # sent, or both ends wait for each other: send it from a second greenlet.
+    sender = gevent.spawn(sock.send, line, opt) if len(line) > _DUPLEX_OVER else None
+    try:
+        if sender is None and sock.send(line, opt) < 0:
+            raise OSError(f"send failed: {_reason(sock.last_error)}")
+        got = 0
+        while got < len(line):
+            want = min(len(line) - got, _BUFF_SIZE)
+            n, data = sock.recv(buff, want, {"block": True, "waitall": True, "timeout": timeout})
+            if n < 0 or data is None:
+                raise OSError(f"no full echo: {_reason(sock.last_error)}")
+            out.write(data.view())
+            got += n
+        if sender is not None and sender.get() < 0:
+            raise OSError(f"send failed: {_reason(sock.last_error)}")
+    except TimeoutError:
+        raise OSError(f"no echo within {timeout} ms") from None
+    finally:
+        if sender is not None:
+            sender.kill()
+
+
 def _echo_client(prog: str, args: argparse.Namespace) -> int:
     ep: Endpoint = args.endpoint
     timeout: int = args.timeout
@@ -392,38 +428,18 @@ def _echo_client(prog: str, args: argparse.Namespace) -> int:
     if args.verbose:
         _say(prog, f"connected to {ep.transport} {ep.address()}")
     with sock:
-        for line in _messages(args):
-            if ep.transport == "udp":
-                if sock.sendto(line, ep.host, ep.port, {"block": True, "timeout": timeout}) < 0:
-                    _say(prog, f"cannot send to {ep.address()}: {_reason(sock.last_error)}")
-                    return EXIT_FAIL
-                n, data, _addr, _port = sock.recvfrom(
-                    buff, _BUFF_SIZE, {"block": True, "timeout": timeout}
-                )
-                if n <= 0 or data is None:
-                    why = f"no echo within {timeout} ms" if n == 0 else _reason(sock.last_error)
-                    _say(prog, why)
-                    return EXIT_FAIL
-                out.write(bytes(data))
-            else:
-                try:
-                    if sock.send(line, {"block": True, "timeout": timeout}) < 0:
-                        _say(prog, f"send failed: {_reason(sock.last_error)}")
-                        return EXIT_FAIL
-                    got = 0
-                    while got < len(line):
-                        want = min(len(line) - got, _BUFF_SIZE)
-                        opt = {"block": True, "waitall": True, "timeout": timeout}
-                        n, data = sock.recv(buff, want, opt)
-                        if n < 0 or data is None:
-                            _say(prog, f"no full echo: {_reason(sock.last_error)}")
-                            return EXIT_FAIL
-                        out.write(bytes(data))
-                        got += n
-                except TimeoutError:
-                    _say(prog, f"no echo within {timeout} ms")
-                    return EXIT_FAIL
-            out.flush()
+        try:
+            for line in _messages(args):
+                if ep.transport == "udp":
+                    out.write(_echo_datagram(sock, ep, line, buff, timeout))
+                else:
+                    _echo_line(sock, line, buff, timeout, out)
+                out.flush()
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            _say(prog, str(exc))
+            return EXIT_FAIL
     return EXIT_OK
 
 
@@ -607,9 +623,9 @@ def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Even
     fatal: list[str] = []
     with server:
         if ep.transport == "udp":
-            main = gevent.spawn(_echo_datagrams, server, None, fatal)
+            serving = gevent.spawn(_echo_datagrams, server, None, fatal)
         else:
-            main = gevent.spawn(_accept_loop, server, ep.transport == "tcp", glets, None)
+            serving = gevent.spawn(_accept_loop, server, ep.transport == "tcp", glets, None)
         port = 0 if ep.transport == "unix" else server.sockname()[1]
         socks: list[Socket] = []
         try:
@@ -620,8 +636,8 @@ def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Even
             for sock in socks:
                 sock.close()
             server.close()
-            gevent.joinall([main, *glets], timeout=2)
-            _stop_all([main, *glets])
+            gevent.joinall([serving, *glets], timeout=2)
+            _stop_all([serving, *glets])
 
 
 def _run_clients(
