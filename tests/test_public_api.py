@@ -49,6 +49,15 @@ def test_socket_methods_documented() -> None:
         assert inspect.getdoc(getattr(xsock_green.Socket, name)), name
 
 
+def test_scheduler_and_poller_names() -> None:
+    for module in (xsock_green.scheduler, xsock_green.poller):
+        assert inspect.getdoc(module)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+            assert obj.__module__ == module.__name__
+
+
 def test_bytes_alias_is_not_public() -> None:
     assert xsock_green.bytes is xsock_green.Bytes
     assert "bytes" not in xsock_green.__all__

@@ -8,7 +8,7 @@ code it simply blocks.  Importing this package never monkey-patches.
 
 from __future__ import annotations
 
-from . import socket
+from . import poller, scheduler, socket
 from ._bytes import Bytes
 from ._errors import BusyError, HubWaitError, SocketError, TimeoutError, WrongThreadError
 from ._socket import Socket
@@ -26,5 +26,7 @@ __all__ = [
     "TimeoutError",
     "WrongThreadError",
     "__version__",
+    "poller",
+    "scheduler",
     "socket",
 ]
