@@ -40,13 +40,15 @@ __all__ = [
 TIMEOUT = 0
 CLOSED = -1
 
-#: How long a transfer that never has to wait may hold the CPU.
-_SLICE = 0.02
+#: How long a transfer that never has to wait may hold the CPU.  The hot
+#: paths of ``_socket`` test ``wall() - loop.now() > SLICE`` inline (two C
+#: calls) and call ``cooperate`` only when it holds.
+SLICE = _SLICE = 0.02
 
 get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 _poll_factory: Callable[[], Any] = get_original("select", "poll")
 _monotonic = time.monotonic
-_wall = time.time
+wall = _wall = time.time
 
 
 def poll_now(fd: int, events: int) -> int:
@@ -108,6 +110,17 @@ class IOWait:
                 "cannot wait from the hub greenlet (a watcher callback); "
                 "spawn a greenlet for blocking socket calls"
             )
+        if deadline is None and events == 1 and self.rwaiter is None and self._r is not None:
+            # The hot case (a block recv with no timeout), with nothing to decide.
+            r = self._r
+            self.rwaiter = cur
+            r.start(cur.switch, 1)
+            try:
+                result: int = hub.switch()
+                return result
+            finally:
+                r.stop()
+                self.rwaiter = None
         if (events & 1 and self.rwaiter is not None) or (events & 2 and self.wwaiter is not None):
             raise BusyError(
                 "another greenlet is already waiting to "
@@ -137,7 +150,7 @@ class IOWait:
         try:
             if timer is not None:
                 timer.start(switch, TIMEOUT, update=True)
-            result: int = hub.switch()
+            result = hub.switch()
             return result
         finally:
             if r is not None:

@@ -70,8 +70,15 @@ _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
 _ident = _hub.get_thread_ident
+_wall = _hub.wall
+_new = object.__new__
+_FAILED_RECV: tuple[int, None] = (-1, None)
+# Validated literal option tables of the two hot methods (see options()).
+_SEEN_SEND: dict[tuple[Any, ...], Options] = {}
+_SEEN_RECV: dict[tuple[Any, ...], Options] = {}
 
 _R = TypeVar("_R")
+_F = TypeVar("_F")
 _P = ParamSpec("_P")
 
 
@@ -95,8 +102,7 @@ def _xmake(
             except TimeoutError:
                 raise
             except OSError as exc:
-                self.last_error = self._error(exc)
-                return cast(_R, failure)
+                return cast(_R, self._failed(exc, failure))
             self.last_error = None
             return result
 
@@ -202,6 +208,16 @@ class Socket:
             if addr or addr == "":
                 parts.append(f"{label}={_format_addr(addr)}")
         return f"<xsock_green.Socket {' '.join(parts)}>"
+
+    def _failed(self, exc: OSError, failure: _F) -> _F:
+        """The adapter's one translation: record ``exc`` in xmake's words, return ``failure``.
+
+        ``_xmake`` calls it for every method but ``send`` and ``recv``, which
+        call it from their own ``except`` clause: a wrapper frame is a fifth
+        of their cost per request (measured with cachegrind, see bench/).
+        """
+        self.last_error = self._error(exc)
+        return failure
 
     def _error(self, exc: OSError) -> SocketError:
         if isinstance(exc, SocketError):
@@ -401,7 +417,6 @@ class Socket:
 
     # -- streams ----------------------------------------------------------
 
-    @_xmake(-1)
     def send(self, data: Any, opt: Options | None = None, /, **kw: Any) -> int:
         """Send ``data`` (keys ``block``, ``start``, ``last``, ``timeout``).
 
@@ -409,16 +424,47 @@ class Socket:
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o = _EMPTY if opt is None and not kw else options("send", _K_SEND, opt, kw)
-        sock = self._sock
-        if sock is None or _ident() != self._io.thread:
-            sock = self._live()
-        cls = type(data)
-        if cls is Bytes:
-            data = data._mv
-        elif cls is not bytes:
-            data = _data_view(data)
-        return self._send(sock, data, o)
+        o: Options | None
+        if opt is None and not kw:
+            o = _EMPTY
+        else:
+            o = None
+            if type(opt) is dict and not kw:
+                try:
+                    o = _SEEN_SEND.get((*opt.items(), *map(type, opt.values())))
+                except TypeError:  # an unhashable value: options() explains
+                    pass
+            if o is None:
+                o = options("send", _K_SEND, opt, kw, _SEEN_SEND)
+        try:
+            sock = self._sock
+            if sock is None or _ident() != self._io.thread:
+                sock = self._live()
+            cls = type(data)
+            if cls is Bytes:
+                data = data._mv
+            elif cls is not bytes:
+                data = _data_view(data)
+            if ("start" in o or "last" in o) or not o.get("block", self._block):
+                sent = self._send(sock, data, o)
+            else:
+                # The common block send, inline: one try, done.
+                try:
+                    sent = sock.send(data, _SEND_FLAGS)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    io = self._io
+                    if _wall() - io.loop.now() > _hub.SLICE:
+                        io.cooperate()
+                else:
+                    sent = self._send_rest(sock, data, sent, o)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            return self._failed(exc, -1)
+        self.last_error = None
+        return sent
 
     def _send(self, sock: Any, data: bytes | memoryview, o: Options) -> int:
         if o and ("start" in o or "last" in o):
@@ -433,11 +479,15 @@ class Socket:
             sent = 0
         if not o.get("block", self._block):
             return sent
-        io = self._io
         if sent == total:
-            io.cooperate()
+            self._io.cooperate()
             return total
-        # A short write means the buffer is full: wait, do not retry.
+        return self._send_rest(sock, data, sent, o)
+
+    def _send_rest(self, sock: Any, data: bytes | memoryview, sent: int, o: Options) -> int:
+        """Block mode after a short write: the buffer is full, so wait, then send."""
+        io = self._io
+        total = len(data)
         deadline = _deadline(o.get("timeout", -1))
         mv = memoryview(data)
         while True:
@@ -452,7 +502,6 @@ class Socket:
             if sent == total:
                 return total
 
-    @_xmake((-1, None))
     def recv(
         self, buff: Bytes, size: int | None = None, opt: Options | None = None, /, **kw: Any
     ) -> tuple[int, Bytes | None]:
@@ -462,38 +511,91 @@ class Socket:
         would block; ``(-1, None)`` end of stream or failure.  Block mode
         waits for at least one byte, or with ``waitall`` for exactly ``size``.
         """
+        o: Options | None
         if opt is None and not kw:
-            if size is None or type(size) is int:
-                o = _EMPTY
-            elif isinstance(size, Mapping):  # recv(buff, {"block": True})
-                size, o = None, options("recv", _K_RECV, size, kw)
-            else:
-                o = _EMPTY
+            o = _EMPTY
+            if size is not None and type(size) is not int and isinstance(size, Mapping):
+                size, o = None, options("recv", _K_RECV, size, kw)  # recv(buff, {...})
         else:
-            o = options("recv", _K_RECV, opt, kw)
-        sock = self._sock
-        if sock is None or _ident() != self._io.thread:
-            sock = self._live()
-        target = buff._mv if type(buff) is Bytes else None
-        if target is None or target.readonly or size != len(target) or "start" in o:
-            target = self._recv_target(buff, size, o)
+            o = None
+            if type(opt) is dict and not kw:
+                try:
+                    o = _SEEN_RECV.get((*opt.items(), *map(type, opt.values())))
+                except TypeError:  # an unhashable value: options() explains
+                    pass
+            if o is None:
+                o = options("recv", _K_RECV, opt, kw, _SEEN_RECV)
+        try:
+            sock = self._sock
+            if sock is None or _ident() != self._io.thread:
+                sock = self._live()
+            target = buff._mv if type(buff) is Bytes else None
+            if target is None or target.readonly or size != len(target) or "start" in o:
+                target = self._recv_target(buff, size, o)
+            if not o.get("block", self._block):
+                result = self._recv_now(sock, target)
+            elif "waitall" in o or "timeout" in o or not target:
+                result = self._recv_wait(sock, target, o)
+            else:
+                # The common block recv, inline.  Try first after a full read
+                # (bulk traffic: more is queued); wait first after a short one
+                # (request/response: a read now would almost always fail).
+                io = self._io
+                n = -1
+                if self._rtry:
+                    try:
+                        n = sock.recv_into(target)
+                    except BlockingIOError:
+                        pass
+                if n < 0:
+                    while True:
+                        if io.wait(1, None) < 0:
+                            self._woken(_hub.CLOSED, sock)
+                        try:
+                            n = sock.recv_into(target)
+                            break
+                        except BlockingIOError:
+                            pass
+                elif _wall() - io.loop.now() > _hub.SLICE:
+                    io.cooperate()
+                if n == 0:
+                    self._rtry = True
+                    result = self._ended(0, len(target))
+                else:
+                    self._rtry = n == len(target)
+                    data = _new(Bytes)
+                    data._mv = target if self._rtry else target[:n]
+                    result = n, data
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            return self._failed(exc, _FAILED_RECV)
+        self.last_error = None
+        return result
+
+    def _recv_now(self, sock: Any, target: memoryview) -> tuple[int, Bytes | None]:
+        """One non-blocking read."""
+        if not target:
+            return 0, None
+        try:
+            n = sock.recv_into(target)
+        except BlockingIOError:
+            return 0, None
+        if n == 0 and self._type == TCP:
+            raise _EndOfStream("end of stream")
+        return n, Bytes._wrap(target[:n])
+
+    def _recv_wait(self, sock: Any, target: memoryview, o: Options) -> tuple[int, Bytes | None]:
+        """Block mode with a timeout or ``waitall``: loop until done or the deadline."""
         want = len(target)
         if want == 0:
             return 0, None
-        if not o.get("block", self._block):
-            try:
-                n = sock.recv_into(target)
-            except BlockingIOError:
-                return 0, None
-            if n == 0 and self._type == TCP:
-                raise _EndOfStream("end of stream")
-            return n, Bytes._wrap(target[:n])
         timeout = o.get("timeout", -1)
         if timeout == 0:
-            self._rtry = True
-        io = self._io
-        deadline = None if timeout == -1 else _deadline(timeout)
+            self._rtry = True  # 0 means do not wait: the read must be tried
         waitall = o.get("waitall", False)
+        deadline = None if timeout == -1 else _deadline(timeout)
+        io = self._io
         got = 0
         waited = False
         while True:
@@ -504,8 +606,6 @@ class Socket:
                     n = -1
                 if n > 0:
                     got += n
-                    # A full read hints that more is queued: try first next
-                    # time.  A short one hints at request/response: wait first.
                     self._rtry = got == want
                     if got == want or not waitall:
                         if not waited:
@@ -513,16 +613,19 @@ class Socket:
                         return got, Bytes._wrap(target[:got] if got != want else target)
                     continue
                 if n == 0:
-                    if self._type != TCP:
-                        return 0, Bytes._wrap(target[:0])
-                    suffix = f" after {got} of {want} bytes" if got else ""
-                    raise _EndOfStream("end of stream" + suffix)
+                    return self._ended(got, want)
             self._rtry = True
             result = io.wait(1, deadline)
             if result <= 0:
                 self._woken(result, sock)
                 raise TimeoutError(f"{self}: recv timeout", got)
             waited = True
+
+    def _ended(self, got: int, want: int) -> tuple[int, Bytes | None]:
+        if self._type != TCP:  # an empty datagram, not an end of stream
+            return 0, Bytes._wrap(memoryview(b""))
+        suffix = f" after {got} of {want} bytes" if got else ""
+        raise _EndOfStream("end of stream" + suffix)
 
     @staticmethod
     def _recv_target(buff: object, size: object, o: Options) -> memoryview:
