@@ -68,7 +68,6 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
 }
 
 
-_SEEN_MAX = 64
 _BOOL_KEYS = frozenset(key for key, check in _SCHEMA.items() if check is _bool)
 
 
@@ -77,16 +76,12 @@ def options(
     allowed: frozenset[str],
     opt: Options | None,
     kw: Options,
-    seen: dict[tuple[Any, ...], Options] | None = None,
 ) -> Options:
     """Merge and validate an option table and keyword options for ``where``.
 
     Returns the validated mapping (the caller's own dict when it needs no
-    merging, so the common call costs no copy).  With ``seen``, a valid
-    plain table is remembered under its items and their types (``1`` and
-    ``True`` are equal keys otherwise), so that a hot caller can look
-    a literal table such as ``{"block": True}`` up instead of validating it
-    again (at most ``_SEEN_MAX`` tables a caller).
+    merging, so the common call costs no copy).  A literal table of flags
+    such as ``{"block": True}`` takes the first branch of each test.
     """
     if type(opt) is dict and not kw:  # the common call: one literal table
         merged: Options = opt
@@ -114,6 +109,4 @@ def options(
             accepted = ", ".join(sorted(allowed)) or "none"
             raise TypeError(f"{where}: unknown option {key!r}{hint} (accepted: {accepted})")
         _SCHEMA[key](key, value)
-    if seen is not None and merged is opt and len(seen) < _SEEN_MAX:
-        seen[(*merged.items(), *map(type, merged.values()))] = dict(merged)
     return merged

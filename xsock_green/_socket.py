@@ -73,9 +73,6 @@ _ident = _hub.get_thread_ident
 _wall = _hub.wall
 _new = object.__new__
 _FAILED_RECV: tuple[int, None] = (-1, None)
-# Validated literal option tables of the two hot methods (see options()).
-_SEEN_SEND: dict[tuple[Any, ...], Options] = {}
-_SEEN_RECV: dict[tuple[Any, ...], Options] = {}
 
 _R = TypeVar("_R")
 _F = TypeVar("_F")
@@ -424,18 +421,7 @@ class Socket:
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o: Options | None
-        if opt is None and not kw:
-            o = _EMPTY
-        else:
-            o = None
-            if type(opt) is dict and not kw:
-                try:
-                    o = _SEEN_SEND.get((*opt.items(), *map(type, opt.values())))
-                except TypeError:  # an unhashable value: options() explains
-                    pass
-            if o is None:
-                o = options("send", _K_SEND, opt, kw, _SEEN_SEND)
+        o = _EMPTY if opt is None and not kw else options("send", _K_SEND, opt, kw)
         try:
             sock = self._sock
             if sock is None or _ident() != self._io.thread:
@@ -511,20 +497,12 @@ class Socket:
         would block; ``(-1, None)`` end of stream or failure.  Block mode
         waits for at least one byte, or with ``waitall`` for exactly ``size``.
         """
-        o: Options | None
         if opt is None and not kw:
             o = _EMPTY
             if size is not None and type(size) is not int and isinstance(size, Mapping):
                 size, o = None, options("recv", _K_RECV, size, kw)  # recv(buff, {...})
         else:
-            o = None
-            if type(opt) is dict and not kw:
-                try:
-                    o = _SEEN_RECV.get((*opt.items(), *map(type, opt.values())))
-                except TypeError:  # an unhashable value: options() explains
-                    pass
-            if o is None:
-                o = options("recv", _K_RECV, opt, kw, _SEEN_RECV)
+            o = options("recv", _K_RECV, opt, kw)
         try:
             sock = self._sock
             if sock is None or _ident() != self._io.thread:
