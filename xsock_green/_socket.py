@@ -73,6 +73,8 @@ _ident = _hub.get_thread_ident
 _wall = _hub.wall
 _new = object.__new__
 _FAILED_RECV: tuple[int, None] = (-1, None)
+_FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
+_NOTHING_FROM: tuple[int, None, None, None] = (0, None, None, None)
 
 _R = TypeVar("_R")
 _F = TypeVar("_F")
@@ -164,7 +166,17 @@ class Socket:
     method returns xmake's values; ``last_error`` explains the last failure.
     """
 
-    __slots__ = ("__weakref__", "_block", "_family", "_io", "_rtry", "_sock", "_type", "last_error")
+    __slots__ = (
+        "__weakref__",
+        "_block",
+        "_dest",
+        "_family",
+        "_io",
+        "_rtry",
+        "_sock",
+        "_type",
+        "last_error",
+    )
 
     last_error: OSError | None
 
@@ -174,6 +186,7 @@ class Socket:
         self._family = family
         self._block = False
         self._rtry = True
+        self._dest: tuple[str, int, Any] | None = None
         self.last_error = None
         self._io = _hub.IOWait(sock.fileno())
         sock.setblocking(False)
@@ -632,7 +645,6 @@ class Socket:
         if self._type != UDP:
             raise TypeError(f"{what}() is for UDP sockets; {self} is not one")
 
-    @_xmake(-1)
     def sendto(
         self, data: Any, addr: str, port: int, opt: Options | None = None, /, **kw: Any
     ) -> int:
@@ -640,25 +652,46 @@ class Socket:
 
         Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
         """
-        self._udp_only("sendto")
-        o = options("sendto", _K_DGRAM, opt, kw) if opt or kw else _EMPTY
-        mv = _data_view(data)
-        sockaddr = self._sockaddr(addr, port)
-        sock = self._live()
-        block = o.get("block", self._block)
-        deadline = _deadline(o.get("timeout", -1)) if block else None
-        while True:
+        o = _EMPTY if opt is None and not kw else options("sendto", _K_DGRAM, opt, kw)
+        if self._type != UDP:
+            self._udp_only("sendto")
+        cls = type(data)
+        if cls is Bytes:
+            data = data._mv
+        elif cls is not bytes:
+            data = _data_view(data)
+        try:
+            sock = self._sock
+            if sock is None or _ident() != self._io.thread:
+                sock = self._live()
+            # A datagram server answers the peer it just heard from: keep the
+            # last destination's validated, resolved address.
+            dest = self._dest
+            if dest is None or dest[0] != addr or dest[1] != port:
+                dest = self._dest = (addr, port, self._sockaddr(addr, port))
             try:
-                return int(sock.sendto(mv, _SEND_FLAGS, sockaddr))
+                sent = sock.sendto(data, _SEND_FLAGS, dest[2])
             except BlockingIOError:
-                if not block:
-                    return 0
+                sent = 0
+                if o.get("block", self._block):
+                    sent = self._sendto_wait(sock, data, dest[2], o)
+        except OSError as exc:
+            return self._failed(exc, -1)
+        self.last_error = None
+        return int(sent)
+
+    def _sendto_wait(self, sock: Any, data: Any, sockaddr: Any, o: Options) -> int:
+        deadline = _deadline(o.get("timeout", -1))
+        while True:
             result = self._io.wait(2, deadline)
             if result <= 0:
                 self._woken(result, sock)
                 return 0
+            try:
+                return int(sock.sendto(data, _SEND_FLAGS, sockaddr))
+            except BlockingIOError:
+                pass
 
-    @_xmake((-1, None, None, None))
     def recvfrom(
         self, buff: Bytes, size: int | None = None, opt: Options | None = None, /, **kw: Any
     ) -> tuple[int, Bytes | None, str | None, int | None]:
@@ -667,26 +700,55 @@ class Socket:
         ``(0, None, None, None)`` when nothing arrived (would block, or a
         block-mode timeout); ``(-1, None, None, None)`` on failure.
         """
-        if isinstance(size, Mapping):
-            size, opt = None, size
-        self._udp_only("recvfrom")
-        o = options("recvfrom", _K_DGRAM, opt, kw) if opt or kw else _EMPTY
-        target = self._recv_target(buff, size, _EMPTY)
-        sock = self._live()
-        block = o.get("block", self._block)
-        deadline = _deadline(o.get("timeout", -1)) if block else None
-        while True:
-            try:
-                n, addr = sock.recvfrom_into(target)
-            except BlockingIOError:
-                if not block:
-                    return 0, None, None, None
+        if opt is None and not kw:
+            o = _EMPTY
+            if size is not None and type(size) is not int and isinstance(size, Mapping):
+                size, o = None, options("recvfrom", _K_DGRAM, size, kw)
+        else:
+            o = options("recvfrom", _K_DGRAM, opt, kw)
+        if self._type != UDP:
+            self._udp_only("recvfrom")
+        target = buff._mv if type(buff) is Bytes else None
+        if target is None or target.readonly or size != len(target):
+            target = self._recv_target(buff, size, _EMPTY)
+        try:
+            sock = self._sock
+            if sock is None or _ident() != self._io.thread:
+                sock = self._live()
+            if o.get("block", self._block):
+                result = self._recvfrom_block(sock, target, o)
             else:
-                return n, Bytes._wrap(target[:n]), addr[0], addr[1]
+                try:
+                    n, addr = sock.recvfrom_into(target)
+                    result = n, Bytes._wrap(target[:n]), addr[0], addr[1]
+                except BlockingIOError:
+                    result = _NOTHING_FROM
+        except OSError as exc:
+            return self._failed(exc, _FAILED_FROM)
+        self.last_error = None
+        return result
+
+    def _recvfrom_block(
+        self, sock: Any, target: memoryview, o: Options
+    ) -> tuple[int, Bytes | None, str | None, int | None]:
+        deadline = _deadline(o.get("timeout", -1))
+        # Once a read has had to wait, wait first (ping-pong traffic): that
+        # saves a failing call and its exception each time.  A call with a
+        # deadline tries first, so that a timeout of 0 still reads.
+        wait_first = not self._rtry and deadline is None
+        while True:
+            if not wait_first:
+                try:
+                    n, addr = sock.recvfrom_into(target)
+                except BlockingIOError:
+                    self._rtry = False
+                else:
+                    return n, Bytes._wrap(target[:n]), addr[0], addr[1]
+            wait_first = False
             result = self._io.wait(1, deadline)
             if result <= 0:
                 self._woken(result, sock)
-                return 0, None, None, None
+                return _NOTHING_FROM
 
     # -- files ------------------------------------------------------------
 
