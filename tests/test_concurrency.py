@@ -603,21 +603,9 @@ def _unix_pair(tmp: str) -> tuple[Socket, Socket]:
     return mine, theirs
 
 
-#: One os.sendfile() call is given the whole remaining range; while the peer
-#: drains as fast as it fills, the kernel keeps copying and the call alone
-#: can outlast the slice (measured: single calls of 50-69 ms, gaps up to
-#: 86 ms, in roughly 1 run in 10 on a loaded machine).  Not strict: most
-#: runs pass.  The fix is in _socket.py: cap each send/sendfile/recv_into
-#: call (about 1 MiB) and cooperate() between the pieces.
-UNBOUNDED_SYSCALL = pytest.mark.xfail(
-    reason="needs each sendfile() syscall capped (~1 MiB) with cooperate() between pieces",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     "transfer",
-    ["send", "recv-waitall", "recv-loop", pytest.param("sendfile", marks=UNBOUNDED_SYSCALL)],
+    ["send", "recv-waitall", "recv-loop", "sendfile"],
 )
 def test_long_transfer_lets_a_ticker_run(
     run: Runner, short_tmp: str, spawn: Callable[..., gevent.Greenlet], transfer: str

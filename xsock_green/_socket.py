@@ -60,6 +60,9 @@ _FAMILY_DIGIT = {IPV4: "4", IPV6: "6"}
 _EMPTY: Options = {}
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the final NUL
+#: The most one system call of a block-mode transfer moves, so that other
+#: greenlets get their turn between pieces (SPEC: every 50 ms at least).
+_CHUNK = 1 << 20
 _IN_PROGRESS = frozenset({_errno.EINPROGRESS, _errno.EALREADY, _errno.EAGAIN})
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
@@ -444,7 +447,7 @@ class Socket:
                 data = data._mv
             elif cls is not bytes:
                 data = _data_view(data)
-            if ("start" in o or "last" in o) or not o.get("block", self._block):
+            if "start" in o or "last" in o or not o.get("block", self._block) or len(data) > _CHUNK:
                 sent = self._send(sock, data, o)
             else:
                 # The common block send, inline: one try, done.
@@ -457,7 +460,7 @@ class Socket:
                     if _wall() - io.loop.now() > _hub.SLICE:
                         io.cooperate()
                 else:
-                    sent = self._send_rest(sock, data, sent, o)
+                    sent = self._send_rest(sock, data, sent, o, True)
         except TimeoutError:
             raise
         except OSError as exc:
@@ -472,37 +475,59 @@ class Socket:
         total = len(data)
         if total == 0:
             return 0
-        try:
-            sent: int = sock.send(data, _SEND_FLAGS)
-        except BlockingIOError:
-            sent = 0
         if not o.get("block", self._block):
-            return sent
-        if sent == total:
-            self._io.cooperate()
-            return total
-        return self._send_rest(sock, data, sent, o)
+            try:
+                return int(sock.send(data, _SEND_FLAGS))
+            except BlockingIOError:
+                return 0
+        return self._send_rest(sock, data, 0, o, False)
 
-    def _send_rest(self, sock: Any, data: bytes | memoryview, sent: int, o: Options) -> int:
-        """Block mode after a short write: the buffer is full, so wait, then send."""
+    def _send_rest(
+        self, sock: Any, data: bytes | memoryview, sent: int, o: Options, wait_first: bool
+    ) -> int:
+        """Block mode: send ``data[sent:]`` in pieces of at most ``_CHUNK`` bytes.
+
+        A short write means the buffer is full: wait, do not retry (the
+        caller says whether its own attempt was short).  Between
+        full pieces other greenlets get their turn when one is due, so no
+        single call holds the CPU for long however much there is to send.
+        """
         io = self._io
         total = len(data)
         deadline = _deadline(o.get("timeout", -1))
         mv = memoryview(data)
         while True:
-            result = io.wait(2, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                raise TimeoutError(f"{self}: send timeout", sent)
+            if wait_first:
+                result = io.wait(2, deadline)
+                if result <= 0:
+                    self._woken(result, sock)
+                    raise TimeoutError(f"{self}: send timeout", sent)
+            piece = min(total - sent, _CHUNK)
             try:
-                sent += sock.send(mv[sent:], _SEND_FLAGS)
+                n = sock.send(mv[sent : sent + piece], _SEND_FLAGS)
             except BlockingIOError:
-                pass
+                n = 0
+            sent += n
             if sent == total:
+                io.cooperate()
                 return total
+            wait_first = n < piece
+            if not wait_first:
+                self._yield_if_due(sock)
+
+    def _yield_if_due(self, sock: Any) -> None:
+        """Give other greenlets a turn if one is due; raise if closed meanwhile."""
+        self._io.cooperate()
+        if self._sock is not sock:
+            raise _Closed("closed")
 
     def recv(
-        self, buff: Bytes, size: int | None = None, opt: Options | None = None, /, **kw: Any
+        self,
+        buff: Bytes,
+        size: int | Options | None = None,
+        opt: Options | None = None,
+        /,
+        **kw: Any,
     ) -> tuple[int, Bytes | None]:
         """Receive into ``buff`` (keys ``block``, ``start``, ``timeout``, ``waitall``).
 
@@ -525,7 +550,7 @@ class Socket:
                 target = self._recv_target(buff, size, o)
             if not o.get("block", self._block):
                 result = self._recv_now(sock, target)
-            elif "waitall" in o or "timeout" in o or not target:
+            elif "waitall" in o or "timeout" in o or not target or len(target) > _CHUNK:
                 result = self._recv_wait(sock, target, o)
             else:
                 # The common block recv, inline.  Try first after a full read
@@ -591,17 +616,19 @@ class Socket:
         waited = False
         while True:
             if self._rtry:
+                piece = min(want - got, _CHUNK)
                 try:
-                    n = sock.recv_into(target[got:] if got else target)
+                    n = sock.recv_into(target[got : got + piece])
                 except BlockingIOError:
                     n = -1
                 if n > 0:
                     got += n
-                    self._rtry = got == want
+                    self._rtry = n == piece
                     if got == want or not waitall:
                         if not waited:
                             io.cooperate()
                         return got, Bytes._wrap(target[:got] if got != want else target)
+                    self._yield_if_due(sock)
                     continue
                 if n == 0:
                     return self._ended(got, want)
@@ -693,7 +720,12 @@ class Socket:
                 pass
 
     def recvfrom(
-        self, buff: Bytes, size: int | None = None, opt: Options | None = None, /, **kw: Any
+        self,
+        buff: Bytes,
+        size: int | Options | None = None,
+        opt: Options | None = None,
+        /,
+        **kw: Any,
     ) -> tuple[int, Bytes | None, str | None, int | None]:
         """Receive one datagram: ``(n, data, peer_addr, peer_port)``.
 
@@ -797,7 +829,7 @@ class Socket:
         sent = 0
         while True:
             try:
-                n = os.sendfile(out, fd, begin + sent, total - sent)
+                n = os.sendfile(out, fd, begin + sent, min(total - sent, _CHUNK))
             except BlockingIOError:
                 n = 0
             else:
@@ -808,9 +840,7 @@ class Socket:
                 io.cooperate()
                 return total
             if n:
-                io.cooperate()
-                if self._sock is not sock:
-                    self._woken(_hub.CLOSED, sock)
+                self._yield_if_due(sock)
                 continue
             result = io.wait(2, deadline)
             if result <= 0:
