@@ -71,6 +71,20 @@ def resolve(host: str, port: int, family: int, type_: int) -> Any:
     return infos[0][4]
 
 
+def _take_turns(hub: Any, cur: Any) -> None:
+    """Switch to the hub for one loop turn (I/O polled, due timers run), then back.
+
+    A zero timer, not ``run_callback``: callbacks run before the loop polls,
+    so a greenlet woken by one would not let I/O or timers in.
+    """
+    timer = hub.loop.timer(0.0)
+    timer.start(cur.switch, 0, update=True)
+    try:
+        hub.switch()
+    finally:
+        timer.close()
+
+
 class IOWait:
     """Readiness waits, deadlines and the close protocol for one descriptor."""
 
@@ -172,12 +186,7 @@ class IOWait:
         if _wall() - self.loop.now() > _SLICE:
             cur = getcurrent()
             if cur is not self.hub:
-                timer = self.loop.timer(0.0)
-                timer.start(cur.switch, 0, update=True)
-                try:
-                    self.hub.switch()
-                finally:
-                    timer.close()
+                _take_turns(self.hub, cur)
 
     def close(self, closer: Callable[[], None]) -> None:
         """Wake this descriptor's waiters, tell the loop, then call ``closer``.
@@ -456,7 +465,10 @@ class MultiWait:
         while True:
             found = self._collect(sweep=poll)
             if found:
-                self._cooperate(hub, cur)
+                # Sockets that are always ready (a writable one) would
+                # otherwise let a wait loop hold the CPU.
+                if _wall() - loop.now() > _SLICE:
+                    _take_turns(hub, cur)
                 return found
             if poll:
                 return found
@@ -483,17 +495,6 @@ class MultiWait:
                 keep.close()
                 if timer is not None:
                     timer.close()
-
-    def _cooperate(self, hub: Any, cur: Any) -> None:
-        # Sockets that are always ready (a writable one) would otherwise let
-        # a wait loop hold the CPU: yield once a time slice has passed.
-        if _wall() - self.loop.now() > _SLICE:
-            timer = self.loop.timer(0.0)
-            timer.start(cur.switch, 0, update=True)
-            try:
-                hub.switch()
-            finally:
-                timer.close()
 
 
 def _noop() -> None:
