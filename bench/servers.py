@@ -1,0 +1,623 @@
+"""The echo servers under test, one per process.
+
+    python bench/servers.py NAME [--transport tcp|unix|udp] [--role echo|sink]
+                                 [--path PATH] [--backlog N] [--cprofile FILE]
+
+Each server listens on 127.0.0.1 port 0 (or the unix ``--path``), prints one
+JSON line ``{"pid": ..., "port": ..., "path": ...}`` when it is ready, and
+serves until it is killed.  ``echo`` sends back every byte it reads; ``sink``
+reads and discards until end of stream, then closes (the one-way bulk
+workload).  Every stream server sets TCP_NODELAY on its connections, as
+asyncio, uvloop and trio do by default, and listens with the same backlog.
+
+Each server is the short loop a user of that library would write: read up
+to 64 KiB with the library's call, write it back with the library's "send
+all" call.  The xsock_green server keeps one ``Bytes`` per connection, as
+xmake's own echo example does; it starts at 4 KiB and quadruples, up to
+64 KiB, each time a read fills it, so idle connections stay small and busy
+ones read as much per call as the others.
+
+This file is run as a script and imports nothing from the harness; it only
+imports the library of the server it runs, so a missing peer fails alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+READ = 65536  # bytes asked of every read call
+BUF_MIN = 4096  # the xsock_green server's first buffer
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Args:
+    transport: str
+    role: str
+    path: str
+    backlog: int
+
+
+def ready(port: int | None, path: str | None = None) -> None:
+    """Tell the harness where to connect."""
+    sys.stdout.write(json.dumps({"pid": os.getpid(), "port": port, "path": path}) + "\n")
+    sys.stdout.flush()
+
+
+def nodelay(sock: Any) -> None:
+    if sock.family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def plain_listener(a: Args) -> socket.socket:
+    """A listening standard-library socket on 127.0.0.1:0 or ``a.path``."""
+    if a.transport == "unix":
+        lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lst.bind(a.path)
+    else:
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((HOST, 0))
+    lst.listen(a.backlog)
+    return lst
+
+
+def announce(sock: Any, a: Args) -> None:
+    if a.transport == "unix":
+        ready(None, a.path)
+    else:
+        name = sock.sockname() if hasattr(sock, "sockname") else sock.getsockname()
+        ready(name[1])
+
+
+# -- xsock_green -------------------------------------------------------------
+
+
+def serve_xsock_green(a: Args) -> None:
+    import gevent
+
+    from xsock_green import Bytes, Socket
+    from xsock_green import socket as xs
+
+    block = {"block": True}
+
+    if a.transport == "udp":
+        u = xs.udp()
+        u.bind(HOST, 0)
+        ready(u.sockname()[1])
+        ubuf = Bytes(READ)
+        while True:
+            n, data, peer, port = u.recvfrom(ubuf, READ, block)
+            if n > 0 and peer is not None and port is not None:
+                u.sendto(data, peer, port, block)
+
+    def echo(c: Socket) -> None:
+        buff = Bytes(BUF_MIN)
+        size = BUF_MIN
+        try:
+            while True:
+                n, data = c.recv(buff, size, block)
+                if n <= 0 or c.send(data, block) < 0:
+                    break
+                if n == size and size < READ:
+                    size *= 4
+                    buff = Bytes(size)
+        finally:
+            c.close()
+
+    def sink(c: Socket) -> None:
+        buff = Bytes(BUF_MIN)
+        size = BUF_MIN
+        try:
+            while True:
+                n, _ = c.recv(buff, size, block)
+                if n <= 0:
+                    break
+                if n == size and size < READ:
+                    size *= 4
+                    buff = Bytes(size)
+        finally:
+            c.close()
+
+    srv = xs.bind_unix(a.path) if a.transport == "unix" else xs.bind(HOST, 0)
+    srv.listen(a.backlog)
+    announce(srv, a)
+    handler = echo if a.role == "echo" else sink
+    tcp = a.transport == "tcp"
+    while True:
+        c = srv.accept()
+        if c is None:
+            continue
+        if tcp:
+            c.ctrl(xs.CTRL_SET_TCP_NODELAY, True)
+        gevent.spawn(handler, c)
+
+
+# -- gevent ------------------------------------------------------------------
+
+
+def gevent_handler(role: str) -> Callable[[Any, Any], None]:
+    def echo(sock: Any, _addr: Any) -> None:
+        nodelay(sock)
+        recv, sendall = sock.recv, sock.sendall
+        try:
+            while True:
+                data = recv(READ)
+                if not data:
+                    break
+                sendall(data)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def sink(sock: Any, _addr: Any) -> None:
+        recv = sock.recv
+        try:
+            while recv(READ):
+                pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    return echo if role == "echo" else sink
+
+
+def gevent_listener(a: Args) -> Any:
+    from gevent import socket as gsocket
+
+    if a.transport == "unix":
+        lst = gsocket.socket(gsocket.AF_UNIX, gsocket.SOCK_STREAM)
+        lst.bind(a.path)
+    else:
+        lst = gsocket.socket(gsocket.AF_INET, gsocket.SOCK_STREAM)
+        lst.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_REUSEADDR, 1)
+        lst.bind((HOST, 0))
+    lst.listen(a.backlog)
+    return lst
+
+
+def serve_gevent_stream(a: Args) -> None:
+    from gevent.server import DatagramServer, StreamServer
+
+    if a.transport == "udp":
+
+        class Echo(DatagramServer):  # type: ignore[misc]
+            def handle(self, data: bytes, address: Any) -> None:
+                self.socket.sendto(data, address)
+
+        udp = Echo((HOST, 0))
+        udp.start()
+        ready(udp.server_port)
+        udp.serve_forever()
+        return
+    server = StreamServer(gevent_listener(a), gevent_handler(a.role))
+    server.start()
+    announce(server.socket, a)
+    server.serve_forever()
+
+
+def serve_gevent_raw(a: Args) -> None:
+    import gevent
+    from gevent import socket as gsocket
+
+    if a.transport == "udp":
+        u = gsocket.socket(gsocket.AF_INET, gsocket.SOCK_DGRAM)
+        u.bind((HOST, 0))
+        ready(u.getsockname()[1])
+        while True:
+            data, peer = u.recvfrom(READ)
+            u.sendto(data, peer)
+    lst = gevent_listener(a)
+    announce(lst, a)
+    handler = gevent_handler(a.role)
+    while True:
+        c, addr = lst.accept()
+        gevent.spawn(handler, c, addr)
+
+
+def serve_gevent_hub(a: Args) -> None:
+    """Reference, not a library: the bare loop on gevent's hub from issue 7.
+
+    Wait for readability, then ``recv``; plain ``send`` and wait for
+    writability only when it falls short.  Standard-library sockets, one
+    pair of persistent watchers per connection.
+    """
+    import gevent
+    from gevent.hub import get_hub
+
+    hub = get_hub()
+    loop = hub.loop
+    wait = hub.wait
+    if a.transport == "udp":
+        raise SystemExit("gevent_hub: no UDP server")
+    lst = plain_listener(a)
+    lst.setblocking(False)
+    announce(lst, a)
+    sink = a.role == "sink"
+
+    def handle(c: socket.socket) -> None:
+        fd = c.fileno()
+        rw, ww = loop.io(fd, 1), loop.io(fd, 2)
+        recv, send = c.recv, c.send
+        try:
+            while True:
+                wait(rw)
+                try:
+                    data = recv(READ)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                if sink:
+                    continue
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[send(view) :]
+                    except BlockingIOError:
+                        pass
+                    if view:
+                        wait(ww)
+        except OSError:
+            pass
+        finally:
+            rw.close()
+            ww.close()
+            c.close()
+
+    aw = loop.io(lst.fileno(), 1)
+    while True:
+        wait(aw)
+        try:
+            c, _ = lst.accept()
+        except BlockingIOError:
+            continue
+        c.setblocking(False)
+        nodelay(c)
+        gevent.spawn(handle, c)
+
+
+# -- asyncio and uvloop ------------------------------------------------------
+
+
+def loop_factory(name: str) -> Callable[[], Any]:
+    import asyncio
+
+    if name.startswith("uvloop"):
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def serve_asyncio_streams(a: Args, factory: Callable[[], Any] | None = None) -> None:
+    import asyncio
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.read(READ)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.read(READ):
+                pass
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    handler = echo if a.role == "echo" else sink
+
+    async def main() -> None:
+        if a.transport == "udp":
+            raise SystemExit("streams have no UDP server")
+        if a.transport == "unix":
+            server = await asyncio.start_unix_server(handler, a.path, backlog=a.backlog)
+        else:
+            server = await asyncio.start_server(handler, HOST, 0, backlog=a.backlog)
+        announce(server.sockets[0], a)
+        await server.serve_forever()
+
+    with asyncio.Runner(loop_factory=factory or asyncio.new_event_loop) as runner:
+        runner.run(main())
+
+
+def serve_asyncio_proto(a: Args, factory: Callable[[], Any] | None = None) -> None:
+    import asyncio
+
+    class Echo(asyncio.Protocol):
+        transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            pass
+
+    class EchoUDP(asyncio.DatagramProtocol):
+        transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.transport.sendto(data, addr)
+
+    proto: type[asyncio.Protocol] = Echo if a.role == "echo" else Sink
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if a.transport == "udp":
+            transport, _ = await loop.create_datagram_endpoint(EchoUDP, local_addr=(HOST, 0))
+            ready(transport.get_extra_info("sockname")[1])
+            await asyncio.Event().wait()
+        if a.transport == "unix":
+            server = await loop.create_unix_server(proto, a.path, backlog=a.backlog)
+        else:
+            server = await loop.create_server(proto, HOST, 0, backlog=a.backlog)
+        announce(server.sockets[0], a)
+        await server.serve_forever()
+
+    with asyncio.Runner(loop_factory=factory or asyncio.new_event_loop) as runner:
+        runner.run(main())
+
+
+def serve_uvloop_streams(a: Args) -> None:
+    serve_asyncio_streams(a, loop_factory("uvloop"))
+
+
+def serve_uvloop_proto(a: Args) -> None:
+    serve_asyncio_proto(a, loop_factory("uvloop"))
+
+
+# -- threads -----------------------------------------------------------------
+
+
+def serve_threads(a: Args) -> None:
+    import threading
+
+    if a.transport == "udp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((HOST, 0))
+        ready(u.getsockname()[1])
+        while True:
+            data, peer = u.recvfrom(READ)
+            u.sendto(data, peer)
+
+    def echo(c: socket.socket) -> None:
+        recv, sendall = c.recv, c.sendall
+        try:
+            while True:
+                data = recv(READ)
+                if not data:
+                    break
+                sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def sink(c: socket.socket) -> None:
+        try:
+            while c.recv(READ):
+                pass
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    handler = echo if a.role == "echo" else sink
+    lst = plain_listener(a)
+    announce(lst, a)
+    while True:
+        c, _ = lst.accept()
+        nodelay(c)
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
+
+
+# -- trio ----------------------------------------------------------------------
+
+
+def serve_trio(a: Args) -> None:
+    import trio
+
+    async def echo(stream: trio.SocketStream) -> None:
+        try:
+            async for data in stream:
+                await stream.send_all(data)
+        except (trio.BrokenResourceError, OSError):
+            pass
+        finally:
+            await stream.aclose()
+
+    async def sink(stream: trio.SocketStream) -> None:
+        try:
+            async for _ in stream:
+                pass
+        except (trio.BrokenResourceError, OSError):
+            pass
+        finally:
+            await stream.aclose()
+
+    async def udp() -> None:
+        u = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await u.bind((HOST, 0))
+        ready(u.getsockname()[1])
+        while True:
+            data, peer = await u.recvfrom(READ)
+            await u.sendto(data, peer)
+
+    handler = echo if a.role == "echo" else sink
+
+    async def main() -> None:
+        if a.transport == "udp":
+            await udp()
+            return
+        async with trio.open_nursery() as nursery:
+            if a.transport == "unix":
+                sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+                await sock.bind(a.path)
+                sock.listen(a.backlog)
+                listeners = [trio.SocketListener(sock)]
+                nursery.start_soon(trio.serve_listeners, handler, listeners)
+                ready(None, a.path)
+            else:
+                serve = functools.partial(trio.serve_tcp, host=HOST, backlog=a.backlog)
+                listeners = await nursery.start(serve, handler, 0)
+                ready(listeners[0].socket.getsockname()[1])
+
+    trio.run(main)
+
+
+# -- the table -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    serve: Callable[[Args], None]
+    needs: tuple[str, ...]  # modules that must be importable
+    transports: frozenset[str]
+    about: str
+
+
+_STREAMS = frozenset({"tcp", "unix"})
+_ALL = frozenset({"tcp", "unix", "udp"})
+
+SERVERS: dict[str, Server] = {
+    s.name: s
+    for s in (
+        Server(
+            "xsock_green",
+            serve_xsock_green,
+            ("xsock_green", "gevent"),
+            _ALL,
+            "a greenlet per connection, block-mode recv/send into a Bytes",
+        ),
+        Server(
+            "gevent_stream",
+            serve_gevent_stream,
+            ("gevent",),
+            _ALL,
+            "gevent.server.StreamServer / DatagramServer, recv + sendall",
+        ),
+        Server(
+            "gevent_raw",
+            serve_gevent_raw,
+            ("gevent",),
+            _ALL,
+            "gevent.socket accept loop, a greenlet per connection, recv + sendall",
+        ),
+        Server(
+            "gevent_hub",
+            serve_gevent_hub,
+            ("gevent",),
+            _STREAMS,
+            "reference, not a library: wait-then-recv loop on gevent's hub",
+        ),
+        Server(
+            "asyncio_streams",
+            serve_asyncio_streams,
+            (),
+            _STREAMS,
+            "asyncio.start_server, read + write + drain",
+        ),
+        Server(
+            "asyncio_proto",
+            serve_asyncio_proto,
+            (),
+            _ALL,
+            "asyncio Protocol / DatagramProtocol, transport.write",
+        ),
+        Server(
+            "uvloop_streams",
+            serve_uvloop_streams,
+            ("uvloop",),
+            _STREAMS,
+            "asyncio streams on uvloop",
+        ),
+        Server(
+            "uvloop_proto",
+            serve_uvloop_proto,
+            ("uvloop",),
+            _ALL,
+            "asyncio Protocol / DatagramProtocol on uvloop",
+        ),
+        Server(
+            "threads",
+            serve_threads,
+            (),
+            _ALL,
+            "a thread per connection, blocking recv + sendall",
+        ),
+        Server(
+            "trio",
+            serve_trio,
+            ("trio",),
+            _ALL,
+            "trio.serve_tcp, async for + send_all",
+        ),
+    )
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="one echo server under test")
+    p.add_argument("name", choices=sorted(SERVERS))
+    p.add_argument("--transport", choices=("tcp", "unix", "udp"), default="tcp")
+    p.add_argument("--role", choices=("echo", "sink"), default="echo")
+    p.add_argument("--path", default="")
+    p.add_argument("--backlog", type=int, default=1024)
+    p.add_argument("--cprofile", default="", help="write cProfile stats here on SIGTERM")
+    ns = p.parse_args(argv)
+    server = SERVERS[ns.name]
+    if ns.transport not in server.transports:
+        p.error(f"{ns.name} has no {ns.transport} server")
+    if ns.transport == "unix" and not ns.path:
+        p.error("--transport unix needs --path")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = Args(ns.transport, ns.role, ns.path, ns.backlog)
+    if ns.cprofile:
+        import cProfile
+
+        prof = cProfile.Profile()
+
+        def dump(_sig: int, _frame: object) -> None:
+            prof.disable()
+            prof.dump_stats(ns.cprofile)
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, dump)
+        prof.enable()
+    server.serve(args)
+
+
+if __name__ == "__main__":
+    main()
