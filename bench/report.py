@@ -393,9 +393,10 @@ def profile_text(prof: dict[str, Any]) -> str:
         f"over 10 connections" + (f" ({rps:,.0f} req/s under sampling)." if rps else ".")
     )
     head += (
-        " A Python function's own time includes the C code and system calls it calls"
-        " (`Socket._send` holds the `send` system call); the hub's own time (`Hub.run`)"
-        " is libev's loop, `epoll_wait` included."
+        " A Python function's own time includes the C code and system calls it makes"
+        " (the socket methods hold their `send` and `recv` calls; `strace -c` splits"
+        " those out); the hub's own time (`Hub.run`) is libev's loop, `epoll_wait`"
+        " included."
     )
     parts = [head, "", "Self time by leaf file:", ""]
     parts.append(_table(["where", "% of samples"], [[a, f"{p:.1f}"] for a, p in prof["by_area"]]))
