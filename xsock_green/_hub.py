@@ -41,14 +41,14 @@ TIMEOUT = 0
 CLOSED = -1
 
 #: How long a transfer that never has to wait may hold the CPU.  The hot
-#: paths of ``_socket`` test ``wall() - loop.now() > SLICE`` inline (two C
-#: calls) and call ``cooperate`` only when it holds.
+#: paths of ``_socket`` test ``monotonic() - io.turn > SLICE`` inline (one C
+#: call) and call ``cooperate`` only when it holds.
 SLICE = _SLICE = 0.02
 
 get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 _poll_factory: Callable[[], Any] = get_original("select", "poll")
 _monotonic = time.monotonic
-wall = _wall = time.time
+_wall = time.time
 
 
 def poll_now(fd: int, events: int) -> int:
@@ -88,7 +88,7 @@ def _take_turns(hub: Any, cur: Any) -> None:
 class IOWait:
     """Readiness waits, deadlines and the close protocol for one descriptor."""
 
-    __slots__ = ("_r", "_w", "fd", "hub", "loop", "rwaiter", "thread", "wwaiter")
+    __slots__ = ("_r", "_w", "fd", "hub", "loop", "rwaiter", "thread", "turn", "wwaiter")
 
     def __init__(self, fd: int) -> None:
         self.hub = hub = get_hub()
@@ -99,6 +99,8 @@ class IOWait:
         self._w: Any = None
         self.rwaiter: Any = None
         self.wwaiter: Any = None
+        #: When this socket's user last gave the hub a turn (waited or yielded).
+        self.turn = _monotonic()
 
     def check_thread(self) -> None:
         """Raise ``WrongThreadError`` unless called from the owning thread."""
@@ -131,6 +133,7 @@ class IOWait:
             r.start(cur.switch, 1)
             try:
                 result: int = hub.switch()
+                self.turn = _monotonic()
                 return result
             finally:
                 r.stop()
@@ -165,6 +168,7 @@ class IOWait:
             if timer is not None:
                 timer.start(switch, TIMEOUT, update=True)
             result = hub.switch()
+            self.turn = _monotonic()
             return result
         finally:
             if r is not None:
@@ -177,16 +181,19 @@ class IOWait:
                 timer.close()
 
     def cooperate(self) -> None:
-        """Let other greenlets run if the hub has not run for a time slice.
+        """Let other greenlets run if this socket's user has not for a time slice.
 
         A transfer that never has to wait would otherwise hold the CPU until
-        it ends.  The check costs two clock reads: the loop's cached time is
-        only refreshed when the hub runs.
+        it ends.  The slice is counted from this socket's last wait or yield,
+        not from the loop's last turn: a greenlet woken late in a long loop
+        turn (a thousand busy connections) has not held the CPU, and making
+        it yield would only add a loop turn to its latency.
         """
-        if _wall() - self.loop.now() > _SLICE:
+        if _monotonic() - self.turn > _SLICE:
             cur = getcurrent()
             if cur is not self.hub:
                 _take_turns(self.hub, cur)
+                self.turn = _monotonic()
 
     def close(self, closer: Callable[[], None]) -> None:
         """Wake this descriptor's waiters, tell the loop, then call ``closer``.

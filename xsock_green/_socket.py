@@ -73,7 +73,7 @@ _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
 _ident = _hub.get_thread_ident
-_wall = _hub.wall
+_monotonic = _hub.monotonic
 _new = object.__new__
 _FAILED_RECV: tuple[int, None] = (-1, None)
 _FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
@@ -457,7 +457,7 @@ class Socket:
                     sent = 0
                 if sent == len(data):
                     io = self._io
-                    if _wall() - io.loop.now() > _hub.SLICE:
+                    if _monotonic() - io.turn > _hub.SLICE:
                         io.cooperate()
                 else:
                     sent = self._send_rest(sock, data, sent, o, True)
@@ -572,7 +572,7 @@ class Socket:
                             break
                         except BlockingIOError:
                             pass
-                elif _wall() - io.loop.now() > _hub.SLICE:
+                elif _monotonic() - io.turn > _hub.SLICE:
                     io.cooperate()
                 if n == 0:
                     self._rtry = True
@@ -764,19 +764,13 @@ class Socket:
         self, sock: Any, target: memoryview, o: Options
     ) -> tuple[int, Bytes | None, str | None, int | None]:
         deadline = _deadline(o.get("timeout", -1))
-        # Once a read has had to wait, wait first (ping-pong traffic): that
-        # saves a failing call and its exception each time.  A call with a
-        # deadline tries first, so that a timeout of 0 still reads.
-        wait_first = not self._rtry and deadline is None
         while True:
-            if not wait_first:
-                try:
-                    n, addr = sock.recvfrom_into(target)
-                except BlockingIOError:
-                    self._rtry = False
-                else:
-                    return n, Bytes._wrap(target[:n]), addr[0], addr[1]
-            wait_first = False
+            try:
+                n, addr = sock.recvfrom_into(target)
+            except BlockingIOError:
+                pass
+            else:
+                return n, Bytes._wrap(target[:n]), addr[0], addr[1]
             result = self._io.wait(1, deadline)
             if result <= 0:
                 self._woken(result, sock)
