@@ -72,6 +72,15 @@ _K_TIMEOUT = frozenset({"timeout"})
 _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
+# How a block recv starts (the ``_rtry`` state).  In request/response
+# traffic a read right after our own reply almost always fails, so after a
+# short read followed by a send, the next block recv waits for readiness
+# first and saves the failing call and its exception.  In a stream (a short
+# read with no send in between) more is on its way: try first.
+_TRY = 1  # try the call first
+_SHORT = 0  # the last read was short: a send now turns this into _WAIT
+_WAIT = -1  # wait for readiness first
+
 _ident = _hub.get_thread_ident
 _monotonic = _hub.monotonic
 _new = object.__new__
@@ -188,7 +197,7 @@ class Socket:
         self._type = type_
         self._family = family
         self._block = False
-        self._rtry = True
+        self._rtry = _TRY
         self._dest: tuple[str, int, Any] | None = None
         self.last_error = None
         self._io = _hub.IOWait(sock.fileno())
@@ -461,6 +470,8 @@ class Socket:
                         io.cooperate()
                 else:
                     sent = self._send_rest(sock, data, sent, o, True)
+            if self._rtry == _SHORT:
+                self._rtry = _WAIT  # a reply after a short read: request/response
         except TimeoutError:
             raise
         except OSError as exc:
@@ -553,12 +564,10 @@ class Socket:
             elif "waitall" in o or "timeout" in o or not target or len(target) > _CHUNK:
                 result = self._recv_wait(sock, target, o)
             else:
-                # The common block recv, inline.  Try first after a full read
-                # (bulk traffic: more is queued); wait first after a short one
-                # (request/response: a read now would almost always fail).
+                # The common block recv, inline (see _TRY, _SHORT, _WAIT).
                 io = self._io
                 n = -1
-                if self._rtry:
+                if self._rtry != _WAIT:
                     try:
                         n = sock.recv_into(target)
                     except BlockingIOError:
@@ -575,12 +584,17 @@ class Socket:
                 elif _monotonic() - io.turn > _hub.SLICE:
                     io.cooperate()
                 if n == 0:
-                    self._rtry = True
+                    self._rtry = _TRY
                     result = self._ended(0, len(target))
-                else:
-                    self._rtry = n == len(target)
+                elif n == len(target):
+                    self._rtry = _TRY
                     data = _new(Bytes)
-                    data._mv = target if self._rtry else target[:n]
+                    data._mv = target
+                    result = n, data
+                else:
+                    self._rtry = _SHORT
+                    data = _new(Bytes)
+                    data._mv = target[:n]
                     result = n, data
         except TimeoutError:
             raise
@@ -607,15 +621,15 @@ class Socket:
         if want == 0:
             return 0, None
         timeout = o.get("timeout", -1)
-        if timeout == 0:
-            self._rtry = True  # 0 means do not wait: the read must be tried
         waitall = o.get("waitall", False)
         deadline = None if timeout == -1 else _deadline(timeout)
         io = self._io
         got = 0
         waited = False
+        # 0 means do not wait: then the read must be tried first.
+        attempt = self._rtry != _WAIT or timeout == 0
         while True:
-            if self._rtry:
+            if attempt:
                 piece = min(want - got, _CHUNK)
                 try:
                     n = sock.recv_into(target[got : got + piece])
@@ -623,16 +637,17 @@ class Socket:
                     n = -1
                 if n > 0:
                     got += n
-                    self._rtry = n == piece
+                    self._rtry = _TRY if n == piece else _SHORT
                     if got == want or not waitall:
                         if not waited:
                             io.cooperate()
                         return got, Bytes._wrap(target[:got] if got != want else target)
                     self._yield_if_due(sock)
+                    attempt = n == piece  # a short piece drained the queue: wait
                     continue
                 if n == 0:
                     return self._ended(got, want)
-            self._rtry = True
+            attempt = True
             result = io.wait(1, deadline)
             if result <= 0:
                 self._woken(result, sock)
