@@ -762,14 +762,17 @@ class Socket:
             sock = self._sock
             if sock is None or _ident() != self._io.thread:
                 sock = self._live()
-            if o.get("block", self._block):
-                result = self._recvfrom_block(sock, target, o)
-            else:
-                try:
-                    n, addr = sock.recvfrom_into(target)
-                    result = n, Bytes._wrap(target[:n]), addr[0], addr[1]
-                except BlockingIOError:
+            try:
+                n, addr = sock.recvfrom_into(target)
+            except BlockingIOError:
+                if o.get("block", self._block):
+                    result = self._recvfrom_block(sock, target, o)
+                else:
                     result = _NOTHING_FROM
+            else:
+                data = _new(Bytes)
+                data._mv = target[:n]
+                result = n, data, addr[0], addr[1]
         except OSError as exc:
             return self._failed(exc, _FAILED_FROM)
         self.last_error = None
@@ -778,18 +781,18 @@ class Socket:
     def _recvfrom_block(
         self, sock: Any, target: memoryview, o: Options
     ) -> tuple[int, Bytes | None, str | None, int | None]:
+        """Block mode after a first attempt found nothing: wait, read, repeat."""
         deadline = _deadline(o.get("timeout", -1))
         while True:
-            try:
-                n, addr = sock.recvfrom_into(target)
-            except BlockingIOError:
-                pass
-            else:
-                return n, Bytes._wrap(target[:n]), addr[0], addr[1]
             result = self._io.wait(1, deadline)
             if result <= 0:
                 self._woken(result, sock)
                 return _NOTHING_FROM
+            try:
+                n, addr = sock.recvfrom_into(target)
+            except BlockingIOError:
+                continue
+            return n, Bytes._wrap(target[:n]), addr[0], addr[1]
 
     # -- files ------------------------------------------------------------
 
