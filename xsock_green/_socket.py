@@ -114,7 +114,7 @@ def _xmake(
                 raise
             except OSError as exc:
                 return cast(_R, self._failed(exc, failure))
-            self.last_error = None
+            self._last = None
             return result
 
         return adapted
@@ -184,13 +184,11 @@ class Socket:
         "_dest",
         "_family",
         "_io",
+        "_last",
         "_rtry",
         "_sock",
         "_type",
-        "last_error",
     )
-
-    last_error: OSError | None
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
@@ -199,7 +197,7 @@ class Socket:
         self._block = False
         self._rtry = _TRY
         self._dest: tuple[str, int, Any] | None = None
-        self.last_error = None
+        self._last: OSError | tuple[OSError, object] | None = None
         self._io = _hub.IOWait(sock.fileno())
         sock.setblocking(False)
         self._sock = sock
@@ -232,25 +230,37 @@ class Socket:
         return f"<xsock_green.Socket {' '.join(parts)}>"
 
     def _failed(self, exc: OSError, failure: _F) -> _F:
-        """The adapter's one translation: record ``exc`` in xmake's words, return ``failure``.
+        """The adapter's one translation: record ``exc``, return ``failure``.
 
-        ``_xmake`` calls it for every method but ``send`` and ``recv``, which
-        call it from their own ``except`` clause: a wrapper frame is a fifth
-        of their cost per request (measured with cachegrind, see bench/).
+        ``_xmake`` calls it for every method but the four hot ones (``send``,
+        ``recv``, ``sendto``, ``recvfrom``), which call it from their own
+        ``except`` clause: a wrapper frame is a sixth of their cost per
+        request (cachegrind, see docs/BENCHMARKS.md).  The xmake-style text
+        is made when ``last_error`` is read: an end of stream ends every
+        connection, and most programs never look at why.
         """
-        self.last_error = self._error(exc)
+        self._last = (exc, "closed" if self._sock is None else self._io.fd)
         return failure
 
-    def _error(self, exc: OSError) -> SocketError:
+    @property
+    def last_error(self) -> OSError | None:
+        """Why the last call failed, in xmake's words; ``None`` after a success."""
+        last = self._last
+        if isinstance(last, tuple):
+            err = self._last = self._error(*last)
+            return err
+        return last
+
+    def _error(self, exc: OSError, label: object) -> SocketError:
         if isinstance(exc, SocketError):
             return exc
         if isinstance(exc, _Closed):
             return SocketError(None, f"{self._name(exc.args[0])}: has been closed")
         if isinstance(exc, _EndOfStream):
-            return SocketError(None, f"{self}: {exc.args[0]}")
+            return SocketError(None, f"{self._name(label)}: {exc.args[0]}")
         reason = exc.strerror or str(exc)
         reason = reason[:1].lower() + reason[1:]
-        return SocketError(exc.errno, f"{self}: {reason}")
+        return SocketError(exc.errno, f"{self._name(label)}: {reason}")
 
     def _live(self) -> Any:
         """The OS socket, after checking that it is open and in its thread."""
@@ -381,7 +391,8 @@ class Socket:
         """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
         o = options("accept", _K_TIMEOUT, opt, kw) if opt or kw else _EMPTY
         sock = self._live()
-        deadline = _deadline(o.get("timeout", -1))
+        timeout = o.get("timeout", -1)
+        deadline = None if timeout == -1 else _deadline(timeout)
         while True:
             try:
                 fd, _addr = sock._accept()
@@ -476,7 +487,7 @@ class Socket:
             raise
         except OSError as exc:
             return self._failed(exc, -1)
-        self.last_error = None
+        self._last = None
         return sent
 
     def _send(self, sock: Any, data: bytes | memoryview, o: Options) -> int:
@@ -600,7 +611,7 @@ class Socket:
             raise
         except OSError as exc:
             return self._failed(exc, _FAILED_RECV)
-        self.last_error = None
+        self._last = None
         return result
 
     def _recv_now(self, sock: Any, target: memoryview) -> tuple[int, Bytes | None]:
@@ -719,7 +730,7 @@ class Socket:
                     sent = self._sendto_wait(sock, data, dest[2], o)
         except OSError as exc:
             return self._failed(exc, -1)
-        self.last_error = None
+        self._last = None
         return int(sent)
 
     def _sendto_wait(self, sock: Any, data: Any, sockaddr: Any, o: Options) -> int:
@@ -775,7 +786,7 @@ class Socket:
                 result = n, data, addr[0], addr[1]
         except OSError as exc:
             return self._failed(exc, _FAILED_FROM)
-        self.last_error = None
+        self._last = None
         return result
 
     def _recvfrom_block(
@@ -947,15 +958,13 @@ class Socket:
         """Shut the connection down both ways; waiters and the peer see end of stream."""
         sock = self._sock
         if sock is None:
-            self.last_error = self._error(_Closed("closed"))
-            return False
+            return self._failed(_Closed("closed"), False)
         self._io.check_thread()
         try:
             sock.shutdown(_socket.SHUT_RDWR)
         except OSError as exc:
-            self.last_error = self._error(exc)
-            return False
-        self.last_error = None
+            return self._failed(exc, False)
+        self._last = None
         return True
 
     def close(self) -> bool:
@@ -966,7 +975,8 @@ class Socket:
         sock = self._sock
         if sock is None:
             return False
-        self._io.check_thread()
+        if _ident() != self._io.thread:
+            self._io.check_thread()
         self._sock = None
         self._io.close(sock.close)
         return True
