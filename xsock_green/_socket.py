@@ -58,6 +58,7 @@ _SOCK_TYPES = {TCP: _socket.SOCK_STREAM, UDP: _socket.SOCK_DGRAM, ICMP: _socket.
 _TYPE_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
 _FAMILY_DIGIT = {IPV4: "4", IPV6: "6"}
 _EMPTY: Options = {}
+_BLOCK: Options = {"block": True}
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the final NUL
 #: The most one system call of a block-mode transfer moves, so that other
@@ -457,7 +458,12 @@ class Socket:
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o = _EMPTY if opt is None and not kw else options("send", _K_SEND, opt, kw)
+        if opt is None and not kw:
+            o = _EMPTY
+        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
+            o = _BLOCK  # xmake's {block = true}, the table of nearly every call
+        else:
+            o = options("send", _K_SEND, opt, kw)
         try:
             sock = self._sock
             if sock is None or _ident() != self._io.thread:
@@ -561,6 +567,8 @@ class Socket:
             o = _EMPTY
             if size is not None and type(size) is not int and isinstance(size, Mapping):
                 size, o = None, options("recv", _K_RECV, size, kw)  # recv(buff, {...})
+        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
+            o = _BLOCK
         else:
             o = options("recv", _K_RECV, opt, kw)
         try:
