@@ -1,14 +1,18 @@
-"""N concurrent TCP connections on loopback in one process, each echoing.
+"""N concurrent TCP connections to one process, each echoing.
 
-    python scale.py N
+    python scale.py N            the server: prints one JSON object
+    python scale.py clients PORT N   (started by the server)
 
-Raises the soft ``RLIMIT_NOFILE`` to the hard limit, opens N client
-connections to its own listener (a greenlet per accepted connection echoes),
-has every client send a message while all N are open, checks every echo,
-then closes everything.  Prints one JSON object: the count, the seconds
-taken, the resident memory per connection (the growth of VmRSS from before
-the first connection to when all N were open and had echoed, divided by N;
-a "connection" is both its ends, as both live in this process), and the
+The server raises its soft ``RLIMIT_NOFILE`` to the hard limit, listens,
+and starts a second process that opens N connections to it (with
+xsock_green too), sends a message on every one while all N are open and
+checks every echo.  The server serves each connection from its own
+greenlet.  Once all N have echoed, the server measures itself, tells the
+client process to hang up, waits until every handler has seen the end of
+the stream, and closes everything.  The JSON object holds the count, the
+seconds taken, the server's resident memory per connection (the growth of
+VmRSS from before the first connection to when all N were open and had
+echoed, divided by N: a socket, a greenlet and its 64-byte buffer), and the
 descriptor and watcher counts before and after.
 """
 
@@ -19,10 +23,12 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
 import time
 
 import gevent
+import gevent.event
 
 from xsock_green import Bytes, Socket, socket
 
@@ -41,68 +47,87 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def handle(conn: Socket) -> None:
-    with conn:
-        buff = Bytes(64)
-        n, data = conn.recv(buff, None, {"block": True, "timeout": TIMEOUT_MS})
-        assert n > 0 and data is not None, conn.last_error
-        assert conn.send(data, block=True, timeout=TIMEOUT_MS) == n
-        # Hold the connection until the client hangs up.
-        assert conn.recv(buff, None, {"block": True, "timeout": TIMEOUT_MS}) == (-1, None)
-
-
-def main() -> int:
-    count = int(sys.argv[1])
-    signal.alarm(120)
+def raise_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def clients(port: int, count: int) -> int:
+    """The peer process: N connections, one message each, hang up on request."""
+    raise_fd_limit()
+    conns: list[Socket] = []
+    for _ in range(count):
+        client = socket.tcp()
+        assert client.connect("127.0.0.1", port, timeout=TIMEOUT_MS) == 1, client.last_error
+        conns.append(client)
+    for i, client in enumerate(conns):
+        assert client.send(f"message {i:05d}", block=True) == 13
+    buff = Bytes(64)
+    for i, client in enumerate(conns):
+        got, data = client.recv(buff, 13, {"block": True, "waitall": True, "timeout": TIMEOUT_MS})
+        assert data is not None and data.str() == f"message {i:05d}", (got, client.last_error)
+    print("echoed", flush=True)
+    sys.stdin.readline()  # the server has measured: hang up
+    for client in conns:
+        assert client.close()
+    return 0
+
+
+def serve(count: int) -> int:
+    raise_fd_limit()
     loop = gevent.get_hub().loop
     listener = socket.bind("127.0.0.1", 0)
     assert listener.listen(4096)
     port = listener.sockname()[1]
-    handlers: list[gevent.Greenlet] = []
+    echoed = gevent.event.Event()
+    served = [0]
 
-    def acceptor(n: int) -> None:
-        for _ in range(n):
-            conn = listener.accept(timeout=TIMEOUT_MS)
-            assert conn is not None, listener.last_error
-            handlers.append(gevent.spawn(handle, conn))
+    def handle(conn: Socket) -> None:
+        with conn:
+            buff = Bytes(64)
+            n, data = conn.recv(buff, None, {"block": True, "timeout": TIMEOUT_MS})
+            assert n > 0 and data is not None, conn.last_error
+            assert conn.send(data, block=True, timeout=TIMEOUT_MS) == n
+            served[0] += 1
+            if served[0] == count:
+                echoed.set()
+            # Hold the connection until the client hangs up.
+            assert conn.recv(buff, None, {"block": True, "timeout": TIMEOUT_MS}) == (-1, None)
 
-    def round_trip(n: int) -> float:
-        """Open n connections, echo on all of them while all are open, close them."""
-        accepting = gevent.spawn(acceptor, n)
-        clients: list[Socket] = []
-        for _ in range(n):
-            client = socket.tcp()
-            assert client.connect("127.0.0.1", port, timeout=TIMEOUT_MS) == 1, client.last_error
-            clients.append(client)
-        accepting.get(timeout=TIMEOUT_MS / 1000)
-        for i, client in enumerate(clients):
-            assert client.send(f"message {i:05d}", block=True) == 13
-        buff = Bytes(64)
-        for i, client in enumerate(clients):
-            got, data = client.recv(
-                buff, 13, {"block": True, "waitall": True, "timeout": TIMEOUT_MS}
-            )
-            assert data is not None and data.str() == f"message {i:05d}", (got, client.last_error)
-        gc.collect()
-        peak = rss()
-        assert fd_count() >= 2 * n
-        for client in clients:
-            assert client.close()
-        gevent.joinall(handlers, timeout=TIMEOUT_MS / 1000, raise_error=True)
-        assert all(h.successful() for h in handlers)
-        handlers.clear()
-        return peak
-
-    round_trip(100)  # warm up every code path before measuring
     gc.collect()
     fds, watchers = fd_count(), loop.activecnt
     before = rss()
     started = time.perf_counter()
-    peak = round_trip(count)
-    seconds = time.perf_counter() - started
-    listener.close()
+    peer = subprocess.Popen(
+        [sys.executable, __file__, "clients", str(port), str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    handlers: list[gevent.Greenlet] = []
+    try:
+        for _ in range(count):
+            conn = listener.accept(timeout=TIMEOUT_MS)
+            assert conn is not None, listener.last_error
+            handlers.append(gevent.spawn(handle, conn))
+        assert echoed.wait(TIMEOUT_MS / 1000), f"{served[0]} of {count} echoed"
+        gc.collect()
+        peak = rss()
+        assert fd_count() >= fds + count
+        assert peer.stdin is not None
+        peer.stdin.write("hang up\n")
+        peer.stdin.flush()
+        gevent.joinall(handlers, timeout=TIMEOUT_MS / 1000, raise_error=True)
+        assert all(h.successful() for h in handlers)
+        seconds = time.perf_counter() - started
+    finally:
+        listener.close()
+        status = peer.wait(timeout=TIMEOUT_MS / 1000)
+        if peer.stdin is not None:
+            peer.stdin.close()
+    assert status == 0, f"client process exited with {status}"
+    handlers.clear()
+    gc.collect()
     result = {
         "connections": count,
         "seconds": round(seconds, 2),
@@ -114,6 +139,13 @@ def main() -> int:
     }
     print(json.dumps(result), flush=True)
     return 0
+
+
+def main() -> int:
+    signal.alarm(120)
+    if sys.argv[1] == "clients":
+        return clients(int(sys.argv[2]), int(sys.argv[3]))
+    return serve(int(sys.argv[1]))
 
 
 if __name__ == "__main__":
