@@ -52,6 +52,15 @@ def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         timer.close()
 
 
+@pytest.fixture
+def no_hub_traceback(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Fail the test if anything (the hub's error handler) printed a traceback."""
+    yield
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)
+    assert "Traceback" not in err, err
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hang_limit(seconds): per-test hang guard limit")
 

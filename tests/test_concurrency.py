@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -36,13 +36,7 @@ ROUNDS = 5
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 
 
-@pytest.fixture(autouse=True)
-def no_hub_traceback(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """Fail the test if anything (the hub's error handler) printed a traceback."""
-    yield
-    out, err = capfd.readouterr()
-    sys.stdout.write(out)
-    assert "Traceback" not in err, err
+pytestmark = pytest.mark.usefixtures("no_hub_traceback")
 
 
 def active_watchers() -> int:

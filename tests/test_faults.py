@@ -29,13 +29,7 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 LONG_MS = 5000
 
 
-@pytest.fixture(autouse=True)
-def no_hub_traceback(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """Fail the test if anything (the hub's error handler) printed a traceback."""
-    yield
-    out, err = capfd.readouterr()
-    sys.stdout.write(out)
-    assert "Traceback" not in err, err
+pytestmark = pytest.mark.usefixtures("no_hub_traceback")
 
 
 def std_peer(listener: Socket) -> tuple[stdsocket.socket, Socket]:

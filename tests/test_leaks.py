@@ -12,9 +12,8 @@ from __future__ import annotations
 import errno
 import gc
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gevent
 import pytest
@@ -26,13 +25,7 @@ CYCLES = 10_000
 WAIT_CYCLES = 2_000
 
 
-@pytest.fixture(autouse=True)
-def no_hub_traceback(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """Fail the test if anything (the hub's error handler) printed a traceback."""
-    yield
-    out, err = capfd.readouterr()
-    sys.stdout.write(out)
-    assert "Traceback" not in err, err
+pytestmark = pytest.mark.usefixtures("no_hub_traceback")
 
 
 def fd_count() -> int:
