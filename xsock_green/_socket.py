@@ -716,7 +716,12 @@ class Socket:
 
         Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
         """
-        o = _EMPTY if opt is None and not kw else options("sendto", _K_DGRAM, opt, kw)
+        if opt is None and not kw:
+            o = _EMPTY
+        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
+            o = _BLOCK
+        else:
+            o = options("sendto", _K_DGRAM, opt, kw)
         if self._type != UDP:
             self._udp_only("sendto")
         cls = type(data)
@@ -773,6 +778,8 @@ class Socket:
             o = _EMPTY
             if size is not None and type(size) is not int and isinstance(size, Mapping):
                 size, o = None, options("recvfrom", _K_DGRAM, size, kw)
+        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
+            o = _BLOCK
         else:
             o = options("recvfrom", _K_DGRAM, opt, kw)
         if self._type != UDP:
