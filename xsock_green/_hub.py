@@ -29,11 +29,16 @@ from ._errors import BusyError, HubWaitError, WrongThreadError
 
 __all__ = [
     "CLOSED",
+    "SLICE",
     "TIMEOUT",
     "IOWait",
+    "MultiWait",
     "get_thread_ident",
+    "monotonic",
+    "multiwait",
     "poll_now",
     "resolve",
+    "sleep",
 ]
 
 #: Outcomes switched into a waiter; readiness is the event bit (1 or 2).
@@ -47,21 +52,34 @@ SLICE = _SLICE = 0.02
 
 get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 _poll_factory: Callable[[], Any] = get_original("select", "poll")
-_monotonic = time.monotonic
+monotonic = _monotonic = time.monotonic
 _wall = time.time
+
+
+_POLLIN, _POLLOUT, _POLLERR, _POLLHUP, _POLLNVAL = 1, 4, 8, 16, 32
+
+
+def _poll_mask(events: int) -> int:
+    """The ``poll(2)`` mask for event bits (1 read, 2 write)."""
+    return (_POLLIN if events & 1 else 0) | (_POLLOUT if events & 2 else 0)
+
+
+def _events_of(mask: int) -> int:
+    """Event bits for a ``poll(2)`` result; an error or hang-up wakes both
+    directions, so that the next call reports why."""
+    got = 1 if mask & (_POLLIN | _POLLERR | _POLLHUP) else 0
+    if mask & (_POLLOUT | _POLLERR | _POLLHUP):
+        got |= 2
+    return got
 
 
 def poll_now(fd: int, events: int) -> int:
     """Return which of ``events`` (1 read, 2 write) are ready, without waiting."""
     p = _poll_factory()
-    p.register(fd, (1 if events & 1 else 0) | (4 if events & 2 else 0))
+    p.register(fd, _poll_mask(events))
     got = 0
     for _fd, mask in p.poll(0):
-        # POLLERR/POLLHUP wake both directions: the next call reports why.
-        if mask & (1 | 8 | 16):
-            got |= 1
-        if mask & (4 | 8 | 16):
-            got |= 2
+        got |= _events_of(mask)
     return got & events
 
 
@@ -69,6 +87,11 @@ def resolve(host: str, port: int, family: int, type_: int) -> Any:
     """Resolve ``host`` without blocking the hub; returns the first sockaddr."""
     infos = gevent.socket.getaddrinfo(host, port, family, type_)
     return infos[0][4]
+
+
+def sleep(seconds: float) -> None:
+    """Sleep cooperatively (used only where there is nothing to wait on)."""
+    gevent.sleep(seconds)
 
 
 def _take_turns(hub: Any, cur: Any) -> None:
@@ -234,14 +257,6 @@ class IOWait:
         return self.rwaiter is not None or self.wwaiter is not None
 
 
-monotonic = _monotonic
-
-
-def sleep(seconds: float) -> None:
-    """Sleep cooperatively (used only where there is nothing to wait on)."""
-    gevent.sleep(seconds)
-
-
 # -- many-descriptor waits (poller) --
 #
 # ``MultiWait`` is the poller's door to the hub: one wait for many sockets.
@@ -262,7 +277,6 @@ def sleep(seconds: float) -> None:
 # checked by the next wait instead, and a poll (timeout 0), which does not
 # let the hub run, checks every socket.
 
-_POLLIN, _POLLOUT, _POLLERR, _POLLHUP, _POLLNVAL = 1, 4, 8, 16, 32
 _READY = 1
 
 
@@ -276,10 +290,6 @@ class _Slot:
         self.fd = fd
         self.events = events
         self.watcher = watcher
-
-
-def _poll_mask(events: int) -> int:
-    return (_POLLIN if events & 1 else 0) | (_POLLOUT if events & 2 else 0)
 
 
 class MultiWait:
@@ -430,12 +440,7 @@ class MultiWait:
                 self._drop(hit)
                 found.append((hit.key, CLOSED))
                 continue
-            got = 0
-            if mask & (_POLLIN | _POLLERR | _POLLHUP):
-                got |= 1
-            if mask & (_POLLOUT | _POLLERR | _POLLHUP):
-                got |= 2
-            got &= hit.events
+            got = _events_of(mask) & hit.events
             if got:
                 found.append((hit.key, got))
                 ready.add(fd)

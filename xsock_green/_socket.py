@@ -271,7 +271,7 @@ class Socket:
         sock = self._sock
         if sock is None:
             raise _Closed("closed")
-        if _hub.get_thread_ident() != self._io.thread:
+        if _ident() != self._io.thread:
             self._io.check_thread()
         return sock
 
@@ -395,8 +395,7 @@ class Socket:
         """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
         o = options("accept", _K_TIMEOUT, opt, kw) if opt or kw else _EMPTY
         sock = self._live()
-        timeout = o.get("timeout", -1)
-        deadline = None if timeout == -1 else _deadline(timeout)
+        deadline = _deadline(o.get("timeout", -1))
         while True:
             try:
                 fd, _addr = sock._accept()
@@ -644,7 +643,7 @@ class Socket:
             return 0, None
         timeout = o.get("timeout", -1)
         waitall = o.get("waitall", False)
-        deadline = None if timeout == -1 else _deadline(timeout)
+        deadline = _deadline(timeout)
         io = self._io
         got = 0
         waited = False
