@@ -21,7 +21,7 @@ import gevent.util
 import pytest
 from greenlet import getcurrent
 
-from xsock_green import Socket, socket
+from xsock_green import Socket, scheduler, socket
 
 T = TypeVar("T")
 
@@ -59,6 +59,17 @@ def no_hub_traceback(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
     out, err = capfd.readouterr()
     sys.stdout.write(out)
     assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def no_leftover_coroutines() -> Iterator[None]:
+    """Every scheduler group is finished after a test; a failed test's members are killed."""
+    yield
+    state = scheduler._state()
+    leftover = [co for group in state.groups.values() for co in group]
+    gevent.killall(leftover, timeout=5)
+    state.groups.clear()
+    assert not leftover, f"coroutines still running after the test: {leftover}"
 
 
 def pytest_configure(config: pytest.Config) -> None:

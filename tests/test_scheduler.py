@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gevent
 import gevent.event
@@ -17,16 +17,7 @@ from conftest import Runner
 from xsock_green import HubWaitError, scheduler
 from xsock_green.scheduler import Coroutine, Group
 
-
-@pytest.fixture(autouse=True)
-def no_leftover_coroutines() -> Iterator[None]:
-    """Every group is finished after a test; a failed test's members are killed."""
-    yield
-    state = scheduler._state()
-    leftover = [co for group in state.groups.values() for co in group]
-    gevent.killall(leftover, timeout=5)
-    state.groups.clear()
-    assert not leftover, f"coroutines still running after the test: {leftover}"
+pytestmark = pytest.mark.usefixtures("no_leftover_coroutines")
 
 
 def test_co_start_schedules_and_returns_a_greenlet(run: Runner) -> None:

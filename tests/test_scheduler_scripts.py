@@ -17,10 +17,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import gevent
 import pytest
 
-from xsock_green import Bytes, Socket, scheduler, socket
+from xsock_green import Bytes, Socket, socket
 from xsock_green.scheduler import co_group_begin, co_group_wait, co_start
 
 MESSAGES = int(os.environ.get("XSOCK_SCRIPT_MESSAGES", "100000"))
@@ -29,15 +28,7 @@ HELLO = "hello world.."
 Log = list[tuple[Any, ...]]
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_coroutines() -> Iterator[None]:
-    """Every group is finished after a test; a failed test's members are killed."""
-    yield
-    state = scheduler._state()
-    leftover = [co for group in state.groups.values() for co in group]
-    gevent.killall(leftover, timeout=5)
-    state.groups.clear()
-    assert not leftover, f"coroutines still running after the test: {leftover}"
+pytestmark = pytest.mark.usefixtures("no_leftover_coroutines")
 
 
 # -- sched_tcp/echo_server.lua and echo_client.lua ---------------------------
