@@ -22,9 +22,9 @@ def empty_poller() -> Iterator[None]:
     """Each test starts and ends with nothing in this thread's poller."""
     assert poller.wait(0) == []
     yield
-    from xsock_green import _hub
+    from xsock_green import _multiwait
 
-    mw = _hub.multiwait()
+    mw = _multiwait.multiwait()
     leftover = len(mw)
     for key in list(mw._slots) + list(mw._closed):
         mw.discard(key)
@@ -195,10 +195,10 @@ def test_closed_after_readiness_was_seen(tcp_pair: tuple[Socket, Socket]) -> Non
 
 def _fire_unattended() -> None:
     """Let the hub run: a ready socket's watcher fires with nobody waiting and stops."""
-    from xsock_green import _hub
+    from xsock_green import _multiwait
 
     gevent.idle()
-    assert len(_hub.multiwait()._fired) == 1
+    assert len(_multiwait.multiwait()._fired) == 1
 
 
 def test_closed_descriptor_reused_by_a_new_inserted_socket(

@@ -33,7 +33,7 @@ Decisions where xmake's module leaves room:
 
 from __future__ import annotations
 
-from . import _hub
+from . import _hub, _multiwait
 from ._options import check_int, check_timeout
 from ._socket import Socket
 
@@ -56,7 +56,7 @@ def insert(sock: Socket, events: int) -> bool:
     ``ValueError`` if it is already inserted (use ``modify``).
     """
     _checked(sock, events)
-    mw = _hub.multiwait()
+    mw = _multiwait.multiwait()
     fd = sock.rawfd()
     if sock in mw:
         if fd == -1:
@@ -76,7 +76,7 @@ def modify(sock: Socket, events: int) -> bool:
     Raises ``ValueError`` if it is not inserted.
     """
     _checked(sock, events)
-    mw = _hub.multiwait()
+    mw = _multiwait.multiwait()
     if sock not in mw:
         if sock.rawfd() == -1:
             return False
@@ -90,7 +90,7 @@ def modify(sock: Socket, events: int) -> bool:
 def remove(sock: Socket) -> bool:
     """Stop watching ``sock``; ``False`` when it was not inserted."""
     _checked(sock)
-    return _hub.multiwait().discard(sock)
+    return _multiwait.multiwait().discard(sock)
 
 
 def wait(timeout: float = -1) -> list[tuple[Socket, int]]:
@@ -103,4 +103,4 @@ def wait(timeout: float = -1) -> list[tuple[Socket, int]]:
     """
     check_timeout("timeout", timeout)
     deadline = None if timeout == -1 else _hub.monotonic() + timeout / 1000.0
-    return _hub.multiwait().wait(deadline, poll=timeout == 0)
+    return _multiwait.multiwait().wait(deadline, poll=timeout == 0)
