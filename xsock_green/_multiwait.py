@@ -1,6 +1,5 @@
 """The poller's door to the hub: one wait for many sockets.
 
-``MultiWait`` is the poller's door to the hub: one wait for many sockets.
 Each registered socket keeps one io watcher, unreferenced (a forgotten
 registration must not keep ``gevent.wait()`` alive) and left running
 between waits.  A watcher that fires stops itself: the hub never spins on a
