@@ -113,7 +113,7 @@ def test_bad_wait_and_ctrl(tcp_pair: tuple[Socket, Socket]) -> None:
         client.wait(socket.EV_RECV, -5)
     with pytest.raises(ValueError, match="'code' must be 0..10"):
         client.ctrl(42, 1)
-    with pytest.raises(ValueError, match="'value' must be >= 0"):
+    with pytest.raises(ValueError, match="'value' must be 0.."):
         client.ctrl(socket.CTRL_SET_RECVBUFF, -1)
     with pytest.raises(TypeError, match="takes a bool"):
         client.ctrl(socket.CTRL_SET_BLOCK, "yes")

@@ -23,30 +23,30 @@ import gevent
 import gevent.socket
 from gevent.hub import get_hub
 from gevent.monkey import get_original
-from greenlet import getcurrent
 
 from ._errors import BusyError, HubWaitError, WrongThreadError
 
 __all__ = [
     "CLOSED",
+    "GRACE",
     "SLICE",
     "TIMEOUT",
     "IOWait",
     "get_thread_ident",
     "monotonic",
     "poll_now",
-    "resolve",
-    "sleep",
 ]
 
 #: Outcomes switched into a waiter; readiness is the event bit (1 or 2).
 TIMEOUT = 0
 CLOSED = -1
 
-#: How long a transfer that never has to wait may hold the CPU.  The hot
-#: paths of ``_socket`` test ``monotonic() - io.turn > SLICE`` inline (one C
-#: call) and call ``cooperate`` only when it holds.
-SLICE = _SLICE = 0.02
+#: How long the loop may go without polling while transfers that never
+#: have to wait run: then the one running gives the others a turn.
+SLICE = _SLICE = 0.015
+#: How long a greenlet must have run since it came back from the hub before
+#: it is asked to yield (see ``IOWait.overdue``).
+GRACE = 0.001
 
 get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 _poll_factory: Callable[[], Any] = get_original("select", "poll")
@@ -81,17 +81,6 @@ def poll_now(fd: int, events: int) -> int:
     return got & events
 
 
-def resolve(host: str, port: int, family: int, type_: int) -> Any:
-    """Resolve ``host`` without blocking the hub; returns the first sockaddr."""
-    infos = gevent.socket.getaddrinfo(host, port, family, type_)
-    return infos[0][4]
-
-
-def sleep(seconds: float) -> None:
-    """Sleep cooperatively (used only where there is nothing to wait on)."""
-    gevent.sleep(seconds)
-
-
 def _take_turns(hub: Any, cur: Any) -> None:
     """Switch to the hub for one loop turn (I/O polled, due timers run), then back.
 
@@ -106,10 +95,37 @@ def _take_turns(hub: Any, cur: Any) -> None:
         timer.close()
 
 
-class IOWait:
-    """Readiness waits, deadlines and the close protocol for one descriptor."""
+def _getaddrinfo(host: str, port: int, family: int, type_: int) -> Any:
+    try:
+        return gevent.socket.getaddrinfo(host, port, family, type_)[0][4]
+    except UnicodeError as exc:  # "a..b": the IDNA codec refuses an empty label
+        return OSError(None, f"invalid host name: {exc}")
+    except OSError as exc:
+        return exc
 
-    __slots__ = ("_r", "_w", "fd", "hub", "loop", "rwaiter", "thread", "turn", "wwaiter")
+
+class IOWait:
+    """The door to the hub for one descriptor: slots, waits, turns and closing.
+
+    ``rowner``/``wowner`` are the greenlets that own the receive and send
+    directions for the whole of a block call (``Socket`` takes them before
+    its first system call); ``rpark``/``wpark`` are set while that greenlet
+    is switched out here, so that ``close`` knows whom to wake.
+    """
+
+    __slots__ = (
+        "_r",
+        "_w",
+        "fd",
+        "hub",
+        "loop",
+        "rowner",
+        "rpark",
+        "thread",
+        "turn",
+        "wowner",
+        "wpark",
+    )
 
     def __init__(self, fd: int) -> None:
         self.hub = hub = get_hub()
@@ -118,9 +134,11 @@ class IOWait:
         self.fd = fd
         self._r: Any = None
         self._w: Any = None
-        self.rwaiter: Any = None
-        self.wwaiter: Any = None
-        #: When this socket's user last gave the hub a turn (waited or yielded).
+        self.rowner: Any = None
+        self.wowner: Any = None
+        self.rpark: Any = None
+        self.wpark: Any = None
+        #: When this socket's user last came back from the hub.
         self.turn = _monotonic()
 
     def check_thread(self) -> None:
@@ -131,90 +149,120 @@ class IOWait:
                 "create sockets in the thread that uses them"
             )
 
-    def wait(self, events: int, deadline: float | None) -> int:
-        """Wait until the descriptor is ready for ``events``.
+    def busy(self, slot: int) -> BusyError:
+        """The error for a call in a direction another greenlet is using."""
+        what = "waiting to receive on" if slot & 1 and self.rowner is not None else "waiting to send on"
+        return BusyError(f"another greenlet is already {what} this socket")
 
-        Returns the event bit that fired (1 read, 2 write), ``TIMEOUT`` when
-        the monotonic ``deadline`` passed first, or ``CLOSED`` when the socket
-        was closed meanwhile.  Raises ``BusyError`` if a direction already has
-        a waiter, ``HubWaitError`` when called from the hub itself.  The
-        caller has checked the thread (``check_thread``) already.
+    def others_ready(self) -> bool:
+        """True when the loop has other work queued for this turn.
+
+        Waiting then means running after all of it, so a caller that guessed
+        "nothing there yet" should ask the kernel instead.  ``_callbacks`` is
+        gevent's queue of scheduled callbacks (greenlets to start, events
+        set); ``pendingcnt`` counts the watchers libev has yet to run.
         """
+        loop = self.loop
+        return bool(loop.pendingcnt or loop._callbacks)
+
+    def wait(self, events: int, deadline: float | None, cur: Any, slot: int) -> int:
+        """Switch ``cur`` (the owner of ``slot``) out until the descriptor is ready.
+
+        ``events`` (1 read, 2 write, 3 both, 0 none: only the deadline) are
+        watched with the socket's persistent watchers.  Returns the event bit
+        that fired, ``TIMEOUT`` when the monotonic ``deadline`` passed first,
+        or ``CLOSED`` when the socket was closed meanwhile.  Raises
+        ``HubWaitError`` from the hub greenlet.
+        """
+        if deadline is None:
+            return self._park(events, None, cur, slot)
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            return TIMEOUT
+        return self._park(events, remaining, cur, slot)
+
+    def pause(self, cur: Any, slot: int) -> None:
+        """Give the loop one turn (due timers, polled I/O), then come back."""
+        self._park(0, 0.0, cur, slot)
+
+    def overdue(self) -> bool:
+        """True when the loop has not polled for a time slice.
+
+        The caller first checks that it has itself run for a while
+        (``monotonic() - turn``): a greenlet woken late in a long loop turn
+        has not held the CPU, and yielding would only add a turn to its
+        latency.  The loop's clock, not the socket's, decides the rest, so
+        that several transfers that never wait share one slice.
+        """
+        return bool(_wall() - self.loop.now() > _SLICE)
+
+    def _park(self, events: int, seconds: float | None, cur: Any, slot: int) -> int:
         hub = self.hub
-        cur = getcurrent()
         if cur is hub:
             raise HubWaitError(
                 "cannot wait from the hub greenlet (a watcher callback); "
                 "spawn a greenlet for blocking socket calls"
             )
-        if deadline is None and events == 1 and self.rwaiter is None and self._r is not None:
-            # The hot case (a block recv with no timeout), with nothing to decide.
-            r = self._r
-            self.rwaiter = cur
-            r.start(cur.switch, 1)
-            try:
-                result: int = hub.switch()
-                self.turn = _monotonic()
-                return result
-            finally:
-                r.stop()
-                self.rwaiter = None
-        if (events & 1 and self.rwaiter is not None) or (events & 2 and self.wwaiter is not None):
-            raise BusyError(
-                "another greenlet is already waiting to "
-                + ("receive on" if events & 1 and self.rwaiter is not None else "send on")
-                + " this socket"
-            )
-        timer = None
-        if deadline is not None:
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                return TIMEOUT
-            timer = self.loop.timer(remaining, 0, True, -1)
         switch = cur.switch
-        r = w = None
+        r = w = timer = None
         if events & 1:
             r = self._r
             if r is None:
                 r = self._r = self.loop.io(self.fd, 1)
-            self.rwaiter = cur
             r.start(switch, 1)
         if events & 2:
             w = self._w
             if w is None:
                 w = self._w = self.loop.io(self.fd, 2)
-            self.wwaiter = cur
             w.start(switch, 2)
+        if seconds is not None:
+            # Priority -1: at equal times the deadline wins against ready data.
+            timer = self.loop.timer(seconds, 0, True, -1 if events else 0)
+            timer.start(switch, TIMEOUT, update=True)
+        if slot & 1:
+            self.rpark = cur
+        if slot & 2:
+            self.wpark = cur
         try:
-            if timer is not None:
-                timer.start(switch, TIMEOUT, update=True)
-            result = hub.switch()
-            self.turn = _monotonic()
-            return result
+            result: int = hub.switch()
         finally:
+            if slot & 1:
+                self.rpark = None
+            if slot & 2:
+                self.wpark = None
             if r is not None:
                 r.stop()
-                self.rwaiter = None
             if w is not None:
                 w.stop()
-                self.wwaiter = None
             if timer is not None:
                 timer.close()
+            self.turn = _monotonic()
+        return result
 
-    def cooperate(self) -> None:
-        """Let other greenlets run if this socket's user has not for a time slice.
+    def resolve(
+        self, host: str, port: int, family: int, type_: int, deadline: float | None, cur: Any
+    ) -> Any:
+        """Resolve ``host`` cooperatively within ``deadline``; a sockaddr.
 
-        A transfer that never has to wait would otherwise hold the CPU until
-        it ends.  The slice is counted from this socket's last wait or yield,
-        not from the loop's last turn: a greenlet woken late in a long loop
-        turn (a thousand busy connections) has not held the CPU, and making
-        it yield would only add a loop turn to its latency.
+        Returns ``TIMEOUT`` or ``CLOSED`` like ``wait`` and the ``OSError``
+        of a failed lookup (not raised: the caller words it).  The lookup
+        runs in a greenlet of its own so that the deadline and ``close``
+        can end the wait without disturbing gevent's resolver.
         """
-        if _monotonic() - self.turn > _SLICE:
-            cur = getcurrent()
-            if cur is not self.hub:
-                _take_turns(self.hub, cur)
-                self.turn = _monotonic()
+        job = gevent.spawn(_getaddrinfo, host, port, family, type_)
+
+        def done(_job: Any) -> None:
+            if self.wpark is cur:
+                cur.switch(1)
+
+        job.rawlink(done)
+        try:
+            result = self.wait(0, deadline, cur, 2)
+            return job.value if result > 0 else result
+        finally:
+            job.unlink(done)
+            if not job.dead:
+                job.kill(block=False)
 
     def close(self, closer: Callable[[], None]) -> None:
         """Wake this descriptor's waiters, tell the loop, then call ``closer``.
@@ -222,34 +270,40 @@ class IOWait:
         The order is gevent's: a watcher must never be active on a descriptor
         that libev does not know is gone.  Waiters are woken from a hub
         callback with ``CLOSED``; ``closer`` runs once no watcher may fire.
+        A loop that is already destroyed has nothing to tell: the descriptor
+        is just closed.
         """
         loop = self.loop
-        for watcher in (self._r, self._w):
-            if watcher is not None:
-                watcher.stop()
-                watcher.close()
-        self._r = self._w = None
-        for glet in {self.rwaiter, self.wwaiter}:
-            if glet is not None:
-                loop.run_callback(self._wake_closed, glet)
-        if loop.closing_fd(self.fd):
-            # Someone else's watcher on this descriptor was woken; close
-            # after it has had its turn, as gevent's own sockets do.
-            check = loop.check()
+        try:
+            for watcher in (self._r, self._w):
+                if watcher is not None:
+                    watcher.stop()
+                    watcher.close()
+            self._r = self._w = None
+            for glet in {self.rpark, self.wpark}:
+                if glet is not None:
+                    loop.run_callback(self._wake_closed, glet)
+            foreign = loop.closing_fd(self.fd)
+        except ValueError:  # "operation on destroyed loop"
+            foreign = False
+        if not foreign:
+            closer()
+            return
+        # Someone else's watcher on this descriptor was woken; close after
+        # it has had its turn, as gevent's own sockets do.
+        check = loop.check()
 
-            def _later() -> None:
-                check.stop()
-                check.close()
-                closer()
-
-            check.start(_later)
-        else:
+        def _later() -> None:
+            check.stop()
+            check.close()
             closer()
 
+        check.start(_later)
+
     def _wake_closed(self, glet: Any) -> None:
-        if glet is self.rwaiter or glet is self.wwaiter:
+        if glet is self.rpark or glet is self.wpark:
             glet.switch(CLOSED)
 
     def watching(self) -> bool:
-        """True while a greenlet waits on this descriptor."""
-        return self.rwaiter is not None or self.wwaiter is not None
+        """True while a greenlet is switched out waiting on this descriptor."""
+        return self.rpark is not None or self.wpark is not None

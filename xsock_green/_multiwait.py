@@ -40,7 +40,7 @@ from ._hub import (
     _wall,
 )
 
-__all__ = ["MultiWait", "multiwait"]
+__all__ = ["MultiWait", "forget", "multiwait"]
 
 _READY = 1
 
@@ -170,9 +170,20 @@ class MultiWait:
         else:
             watcher.stop()
             self._fired.append(slot)
+        self._schedule_wake()
+
+    def _schedule_wake(self) -> None:
         if self._waiter is not None and not self._wake_due:
             self._wake_due = True
             self.loop.run_callback(self._wake, self._gen)
+
+    def closing(self, key: Any, fd: int) -> None:
+        """``key`` is closing: drop its watcher now and report it closed."""
+        slot = self._slots.get(key)
+        if slot is not None and slot.fd == fd:
+            self._drop(slot)
+            self._closed.append(key)
+            self._schedule_wake()
 
     def _wake(self, gen: int) -> None:
         waiter = self._waiter
@@ -287,3 +298,16 @@ def multiwait() -> MultiWait:
     if mw is None or mw.loop is not get_hub().loop:
         mw = _thread_local.multiwait = MultiWait()
     return mw
+
+
+def forget(key: Any, fd: int) -> None:
+    """``key`` is closing: drop its watcher now, so that its descriptor can close at once.
+
+    Called by ``Socket.close`` for a socket that was inserted in a poller;
+    the next ``wait`` reports it closed.  A watcher left on the descriptor
+    would make the close wait for a loop turn (and leak the descriptor if
+    this thread never gave the loop one).
+    """
+    mw: MultiWait | None = getattr(_thread_local, "multiwait", None)
+    if mw is not None:
+        mw.closing(key, fd)

@@ -1,13 +1,12 @@
 """The socket object: xmake's ``socket`` methods over a non-blocking OS socket.
 
-Each method is written as plain Python that raises ``OSError`` on failure;
-``Socket._failed`` is the one translation into xmake's return values (``-1``,
-``None``, ``False``) and ``last_error``.  The ``_xmake`` decorator applies it
-to every method but the four hot ones, which call it from their own
-``except`` clause.  Misuse (bad types, impossible values) is not an outcome:
-it raises before anything happens.
+Every method is a thin caller of the transfer core (``_core.Core._move``):
+it validates its arguments (misuse raises at once, before anything happens),
+turns them into a view of the caller's bytes, and turns the core's count
+into xmake's return values.  An ``OSError`` raised inside becomes the
+method's failure value through ``Core._failed``; the ``_xmake`` decorator
+does that for the methods that do not move data.
 
-Waiting goes through ``_hub.IOWait``; this module never talks to gevent.
 The OS socket is the C-level ``_socket.socket``, which monkey-patching never
 replaces, so behaviour is the same in patched and unpatched programs.
 """
@@ -17,14 +16,19 @@ from __future__ import annotations
 import _socket
 import errno as _errno
 import functools
+import io
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
+from greenlet import getcurrent
+
 from . import _hub
 from ._bytes import Bytes
+from ._core import ACCEPT, CHUNK, CONNECT, RECV, RECVFROM, SEND, SENDFILE, SENDTO, Core
 from ._errors import SocketError, TimeoutError
 from ._options import Options, check_int, check_port, check_timeout, options
 
@@ -60,13 +64,9 @@ _SOCK_TYPES = {TCP: _socket.SOCK_STREAM, UDP: _socket.SOCK_DGRAM, ICMP: _socket.
 _TYPE_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
 _FAMILY_DIGIT = {IPV4: "4", IPV6: "6"}
 _EMPTY: Options = {}
-_BLOCK: Options = {"block": True}
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the final NUL
-#: The most one system call of a block-mode transfer moves, so that other
-#: greenlets get their turn between pieces (SPEC: every 50 ms at least).
-_CHUNK = 1 << 20
-_IN_PROGRESS = frozenset({_errno.EINPROGRESS, _errno.EALREADY, _errno.EAGAIN})
+_INT_MAX = 2**31 - 1
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
 _K_RECV = frozenset({"block", "start", "timeout", "waitall"})
@@ -75,35 +75,25 @@ _K_TIMEOUT = frozenset({"timeout"})
 _K_UNIX = frozenset({"is_abstract"})
 _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
 
-# How a block recv starts (the ``_rtry`` state).  In request/response
-# traffic a read right after our own reply almost always fails, so after a
-# short read followed by a send, the next block recv waits for readiness
-# first and saves the failing call and its exception.  In a stream (a short
-# read with no send in between) more is on its way: try first.
-_TRY = 1  # try the call first
-_SHORT = 0  # the last read was short: a send now turns this into _WAIT
-_WAIT = -1  # wait for readiness first
-
 _ident = _hub.get_thread_ident
 _monotonic = _hub.monotonic
 _new = object.__new__
 _FAILED_RECV: tuple[int, None] = (-1, None)
+_NOTHING_RECV: tuple[int, None] = (0, None)
 _FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
 _NOTHING_FROM: tuple[int, None, None, None] = (0, None, None, None)
 
 _R = TypeVar("_R")
-_F = TypeVar("_F")
 _P = ParamSpec("_P")
 
 
 def _xmake(
     failure: Any,
 ) -> Callable[[Callable[Concatenate[Socket, _P], _R]], Callable[Concatenate[Socket, _P], _R]]:
-    """The adapter: an ``OSError`` raised by ``method`` becomes ``failure``.
+    """The adapter for methods that move no data: an ``OSError`` becomes ``failure``.
 
-    It records the error on ``last_error`` in xmake's words and clears
-    ``last_error`` after a success.  ``xsock_green.TimeoutError`` and misuse
-    errors pass through unchanged.
+    It records the error for ``last_error`` and clears ``last_error`` after
+    a success.  ``xsock_green.TimeoutError`` and misuse errors pass through.
     """
 
     def decorate(
@@ -125,25 +115,22 @@ def _xmake(
     return decorate
 
 
-class _Closed(OSError):
-    """Raised inside a method when the socket is (or became) closed."""
-
-
-class _EndOfStream(OSError):
-    """Raised inside a method when the peer ended the stream."""
-
-
-def _data_view(data: object) -> memoryview:
-    """A flat unsigned-byte view of anything ``send`` accepts."""
-    if isinstance(data, Bytes):
-        return data._mv
+def _data_view(data: object) -> Any:
+    """``bytes`` as they are, or a flat unsigned-byte view of anything else ``send`` takes."""
+    cls = type(data)
+    if cls is bytes:
+        return data
+    if cls is Bytes:
+        return cast(Bytes, data)._mv
     if isinstance(data, str):
-        return memoryview(data.encode("utf-8", "surrogateescape"))
+        return data.encode("utf-8", "surrogateescape")
     if isinstance(data, (bytes, bytearray, memoryview)):
         mv = memoryview(data)
         if mv.format != "B" or mv.ndim != 1:
             mv = mv.cast("B")
         return mv
+    if isinstance(data, Bytes):
+        return data._mv
     raise TypeError(
         f"data must be str, bytes, bytearray, memoryview or Bytes, not {type(data).__name__}"
     )
@@ -160,47 +147,75 @@ def _range(o: Options, size: int) -> tuple[int, int]:
     return start - 1, last
 
 
-def _deadline(timeout: float) -> float | None:
-    return None if timeout == -1 else _hub.monotonic() + timeout / 1000.0
+def _target(buff: object, size: object, o: Options) -> memoryview:
+    """The writable view of ``buff`` that a receive fills (``start``, ``size``)."""
+    if type(buff) is Bytes:
+        mv = buff._mv
+        if size == len(mv) and not mv.readonly and "start" not in o:
+            return mv
+    elif not isinstance(buff, Bytes):
+        raise TypeError(f"buff must be a Bytes buffer, not {type(buff).__name__}")
+    mv = buff._mv
+    if mv.readonly:
+        raise TypeError("buff is read-only; receive into a writable Bytes(size)")
+    begin = o.get("start", 1) - 1
+    room = len(mv) - begin
+    if room < 0:
+        raise ValueError(f"start ({begin + 1}) is beyond the buffer size ({len(mv)})")
+    if size is None:
+        size = room
+    else:
+        check_int("size", size, 0)
+        if cast(int, size) > room:
+            raise ValueError(
+                f"size ({size}) is larger than the buffer's room from start ({room} bytes)"
+            )
+    return mv[begin : begin + cast(int, size)] if begin or size != len(mv) else mv
 
 
-def _format_addr(addr: Any) -> str:
+def _received(target: memoryview, n: int) -> Bytes:
+    data: Bytes = _new(Bytes)
+    data._mv = target if n == len(target) else target[:n]
+    return data
+
+
+def _format_addr(addr: Any) -> str | None:
     if isinstance(addr, tuple):
         if len(addr) == 4:
             return f"[{addr[0]}]:{addr[1]}"
         return f"{addr[0]}:{addr[1]}"
     if isinstance(addr, bytes):
-        return "@" + addr[1:].decode("utf-8", "surrogateescape")
-    return str(addr)
+        if not addr:
+            return None
+        if addr[:1] == b"\0":
+            return "@" + addr[1:].decode("utf-8", "surrogateescape")
+        return addr.decode("utf-8", "surrogateescape")
+    return str(addr) if addr else None
 
 
-class Socket:
+class Socket(Core):
     """One xmake socket: non-blocking at the OS level, waiting on gevent's hub.
 
     Create sockets with the functions of ``xsock_green.socket``.  Every
     method returns xmake's values; ``last_error`` explains the last failure.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_block",
-        "_dest",
-        "_family",
-        "_io",
-        "_last",
-        "_rtry",
-        "_sock",
-        "_type",
-    )
+    __slots__ = ("_dest",)
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
         self._type = type_
         self._family = family
         self._block = False
-        self._rtry = _TRY
+        self._stream = type_ == TCP
+        self._rflags = 0 if self._stream else getattr(_socket, "MSG_TRUNC", 0)
+        self._rtry = 1
+        self._shut = False
+        self._polled = False
+        self._from: Any = None
+        self._to: Any = None
         self._dest: tuple[str, int, Any] | None = None
-        self._last: OSError | tuple[OSError, object] | None = None
+        self._last = None
         self._io = _hub.IOWait(sock.fileno())
         sock.setblocking(False)
         self._sock = sock
@@ -220,65 +235,16 @@ class Socket:
 
     def __repr__(self) -> str:
         sock = self._sock
-        if sock is None:
-            return f"<xsock_green.Socket {str(self)[9:-1]}>"
         parts = [str(self)[9:-1]]
-        for label, getter in (("laddr", sock.getsockname), ("raddr", sock.getpeername)):
-            try:
-                addr = getter()
-            except OSError:
-                continue
-            if addr:
-                parts.append(f"{label}={_format_addr(addr)}")
+        if sock is not None:
+            for label, getter in (("laddr", sock.getsockname), ("raddr", sock.getpeername)):
+                try:
+                    addr = _format_addr(getter())
+                except OSError:
+                    continue
+                if addr:
+                    parts.append(f"{label}={addr}")
         return f"<xsock_green.Socket {' '.join(parts)}>"
-
-    def _failed(self, exc: OSError, failure: _F) -> _F:
-        """The adapter's one translation: record ``exc``, return ``failure``.
-
-        ``_xmake`` calls it for every method but the four hot ones (``send``,
-        ``recv``, ``sendto``, ``recvfrom``), which call it from their own
-        ``except`` clause: a wrapper frame costs a sixth of a request
-        (cachegrind: 33.3k against 28.8k instructions per 1 KiB echo on
-        the server).  The xmake-style text
-        is made when ``last_error`` is read: an end of stream ends every
-        connection, and most programs never look at why.
-        """
-        self._last = (exc, "closed" if self._sock is None else self._io.fd)
-        return failure
-
-    @property
-    def last_error(self) -> OSError | None:
-        """Why the last call failed, in xmake's words; ``None`` after a success."""
-        last = self._last
-        if isinstance(last, tuple):
-            err = self._last = self._error(*last)
-            return err
-        return last
-
-    def _error(self, exc: OSError, label: object) -> SocketError:
-        if isinstance(exc, SocketError):
-            return exc
-        if isinstance(exc, _Closed):
-            return SocketError(None, f"{self._name(exc.args[0])}: has been closed")
-        if isinstance(exc, _EndOfStream):
-            return SocketError(None, f"{self._name(label)}: {exc.args[0]}")
-        reason = exc.strerror or str(exc)
-        reason = reason[:1].lower() + reason[1:]
-        return SocketError(exc.errno, f"{self._name(label)}: {reason}")
-
-    def _live(self) -> Any:
-        """The OS socket, after checking that it is open and in its thread."""
-        sock = self._sock
-        if sock is None:
-            raise _Closed("closed")
-        if _ident() != self._io.thread:
-            self._io.check_thread()
-        return sock
-
-    def _woken(self, result: int, sock: Any) -> None:
-        """Raise ``_Closed`` if a wait ended because the socket closed."""
-        if result == _hub.CLOSED or self._sock is not sock:
-            raise _Closed(sock.fileno() if self._sock is sock else "closed")
 
     # -- the simple accessors -------------------------------------------
 
@@ -297,36 +263,38 @@ class Socket:
 
     fileno = rawfd
 
-    def sockname(self) -> Any:
-        """The local address as Python gives it (``(ip, port)``, a path), or ``None``."""
+    def _query(self, getter: str) -> Any:
+        """An address query: ``None`` when it fails (``last_error`` set if closed)."""
         sock = self._sock
         if sock is None:
+            self._failed(self._closed(), None)
             return None
         try:
-            return sock.getsockname()
+            addr = getattr(sock, getter)()
         except OSError:
             return None
+        return addr if addr else None  # an unbound unix peer has no name
+
+    def sockname(self) -> Any:
+        """The local address as Python gives it (``(ip, port)``, a path), or ``None``."""
+        return self._query("getsockname")
 
     def peername(self) -> Any:
         """The peer address as Python gives it, or ``None`` when not connected."""
-        sock = self._sock
-        if sock is None:
-            return None
-        try:
-            return sock.getpeername()
-        except OSError:
-            return None
+        return self._query("getpeername")
 
     def peeraddr(self) -> str | None:
         """``"ip:port"``, ``"[ip6]:port"`` or the unix path; ``None`` when not connected."""
-        addr = self.peername()
-        if addr is None:
-            return None
-        return _format_addr(addr)
+        return _format_addr(self.peername())
 
     # -- addresses --------------------------------------------------------
 
-    def _sockaddr(self, addr: object, port: object) -> Any:
+    def _sockaddr(self, addr: object, port: object, deadline: float | None, sock: Any) -> Any:
+        """The OS address for ``addr``:``port``, resolving a name within ``deadline``.
+
+        ``None`` when the deadline passed first; raises ``_Closed`` when the
+        socket was closed meanwhile.
+        """
         if self._family == UNIX:
             raise TypeError(f"{self} is a unix socket: use bind_unix()/connect_unix()")
         if not isinstance(addr, str):
@@ -336,14 +304,17 @@ class Socket:
         try:
             _socket.inet_pton(af, addr)
         except OSError:
-            try:
-                resolved = _hub.resolve(addr, port, af, _SOCK_TYPES[self._type])
-            except OSError as exc:
-                raise SocketError(
-                    getattr(exc, "errno", None), f"{self}: cannot resolve {addr!r}: {exc}"
-                ) from exc
-            return resolved
-        return (addr, port, 0, 0) if af == _socket.AF_INET6 else (addr, port)
+            pass
+        else:
+            return (addr, port, 0, 0) if af == _socket.AF_INET6 else (addr, port)
+        found = self._io.resolve(addr, port, af, _SOCK_TYPES[self._type], deadline, getcurrent())
+        if self._sock is not sock or found == _hub.CLOSED:
+            raise self._closed()
+        if found == _hub.TIMEOUT:
+            return None
+        if isinstance(found, OSError):
+            raise SocketError(found.errno, f"{self}: cannot resolve {addr!r}: {found.strerror}")
+        return found
 
     def _unix_addr(self, path: object, o: Options) -> str | bytes:
         if self._family != UNIX:
@@ -368,8 +339,8 @@ class Socket:
     @_xmake(False)
     def bind(self, addr: str, port: int) -> bool:
         """Bind to ``addr``:``port``; ``True``, or ``False`` with ``last_error``."""
-        sockaddr = self._sockaddr(addr, port)
         sock = self._live()
+        sockaddr = self._sockaddr(addr, port, None, sock)
         if self._type == TCP:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
@@ -386,37 +357,38 @@ class Socket:
     @_xmake(False)
     def listen(self, backlog: int = 10) -> bool:
         """Start listening; ``True``, or ``False`` with ``last_error``."""
-        check_int("backlog", backlog, 0)
+        check_int("backlog", backlog, 0, _INT_MAX)
         self._live().listen(backlog)
         return True
 
     @_xmake(None)
     def accept(self, opt: Options | None = None, /, **kw: Any) -> Socket | None:
         """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
-        o = options("accept", _K_TIMEOUT, opt, kw) if opt or kw else _EMPTY
-        sock = self._live()
-        deadline = _deadline(o.get("timeout", -1))
-        while True:
-            try:
-                fd, _addr = sock._accept()
-            except BlockingIOError:
-                result = self._io.wait(1, deadline)
-                if result <= 0:
-                    self._woken(result, sock)
-                    return None
-                continue
-            try:
-                client = _socket.socket(sock.family, _socket.SOCK_STREAM, 0, fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            return Socket(self._type, self._family, client)
+        o = options("accept", _K_TIMEOUT, opt, kw)
+        fd = self._move(ACCEPT, b"", True, o)
+        if fd < 0:
+            return None
+        try:
+            client = _socket.socket(self._sock.family, _socket.SOCK_STREAM, 0, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return Socket(self._type, self._family, client)
 
     @_xmake(-1)
     def connect(self, addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> int:
-        """Connect; ``1`` connected, ``0`` timed out (key ``timeout``), ``-1`` failed."""
-        o = options("connect", _K_TIMEOUT, opt, kw) if opt or kw else _EMPTY
-        sockaddr = self._sockaddr(addr, port)
+        """Connect; ``1`` connected, ``0`` timed out (key ``timeout``), ``-1`` failed.
+
+        The timeout covers resolving a host name too.
+        """
+        o = options("connect", _K_TIMEOUT, opt, kw)
+        timeout = o.get("timeout", -1)
+        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+        sockaddr = self._sockaddr(addr, port, deadline, self._live())
+        if sockaddr is None:
+            return 0
+        if deadline is not None:
+            o = {"timeout": max(0.0, deadline - _monotonic()) * 1000.0}
         return self._connect(sockaddr, o)
 
     @_xmake(-1)
@@ -426,30 +398,11 @@ class Socket:
         return self._connect(self._unix_addr(path, o), o)
 
     def _connect(self, sockaddr: Any, o: Options) -> int:
-        sock = self._live()
-        deadline = _deadline(o.get("timeout", -1))
-        while True:
-            err = sock.connect_ex(sockaddr)
-            if err == 0 or err == _errno.EISCONN:
-                return 1
-            if err not in _IN_PROGRESS:
-                raise OSError(err, os.strerror(err))
-            if err == _errno.EAGAIN and self._family == UNIX:
-                # A unix listener's backlog is full: there is nothing to
-                # wait on, so retry after a short cooperative pause.
-                if deadline is not None and _hub.monotonic() >= deadline:
-                    return 0
-                _hub.sleep(0.001)
-                self._woken(0 if self._sock is sock else _hub.CLOSED, sock)
-                continue
-            result = self._io.wait(2, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                return 0
-            err = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
-            if err == 0:
-                return 1
-            raise OSError(err, os.strerror(err))
+        self._to = sockaddr
+        try:
+            return 0 if self._move(CONNECT, b"", True, o) < 0 else 1
+        finally:
+            self._to = None
 
     # -- streams ----------------------------------------------------------
 
@@ -460,96 +413,18 @@ class Socket:
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        if opt is None and not kw:
-            o = _EMPTY
-        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
-            o = _BLOCK  # xmake's {block = true}, the table of nearly every call
-        else:
-            o = options("send", _K_SEND, opt, kw)
+        o = options("send", _K_SEND, opt, kw) if opt is not None or kw else _EMPTY
+        view = _data_view(data)
+        if "start" in o or "last" in o:
+            begin, end = _range(o, len(view))
+            view = memoryview(view)[begin:end]
         try:
-            sock = self._sock
-            if sock is None or _ident() != self._io.thread:
-                sock = self._live()
-            cls = type(data)
-            if cls is Bytes:
-                data = data._mv
-            elif cls is not bytes:
-                data = _data_view(data)
-            if "start" in o or "last" in o or not o.get("block", self._block) or len(data) > _CHUNK:
-                sent = self._send(sock, data, o)
-            else:
-                # The common block send, inline: one try, done.
-                try:
-                    sent = sock.send(data, _SEND_FLAGS)
-                except BlockingIOError:
-                    sent = 0
-                if sent == len(data):
-                    io = self._io
-                    if _monotonic() - io.turn > _hub.SLICE:
-                        io.cooperate()
-                else:
-                    sent = self._send_rest(sock, data, sent, o, True)
-            if self._rtry == _SHORT:
-                self._rtry = _WAIT  # a reply after a short read: request/response
+            n = self._move(SEND, view, o.get("block", self._block), o)
         except TimeoutError:
             raise
         except OSError as exc:
             return self._failed(exc, -1)
-        self._last = None
-        return sent
-
-    def _send(self, sock: Any, data: bytes | memoryview, o: Options) -> int:
-        if o and ("start" in o or "last" in o):
-            begin, end = _range(o, len(data))
-            data = memoryview(data)[begin:end]
-        total = len(data)
-        if total == 0:
-            return 0
-        if not o.get("block", self._block):
-            try:
-                return int(sock.send(data, _SEND_FLAGS))
-            except BlockingIOError:
-                return 0
-        return self._send_rest(sock, data, 0, o, False)
-
-    def _send_rest(
-        self, sock: Any, data: bytes | memoryview, sent: int, o: Options, wait_first: bool
-    ) -> int:
-        """Block mode: send ``data[sent:]`` in pieces of at most ``_CHUNK`` bytes.
-
-        A short write means the buffer is full: wait, do not retry (the
-        caller says whether its own attempt was short).  Between
-        full pieces other greenlets get their turn when one is due, so no
-        single call holds the CPU for long however much there is to send.
-        """
-        io = self._io
-        total = len(data)
-        deadline = _deadline(o.get("timeout", -1))
-        mv = memoryview(data)
-        while True:
-            if wait_first:
-                result = io.wait(2, deadline)
-                if result <= 0:
-                    self._woken(result, sock)
-                    raise TimeoutError(f"{self}: send timeout", sent)
-            piece = min(total - sent, _CHUNK)
-            try:
-                n = sock.send(mv[sent : sent + piece], _SEND_FLAGS)
-            except BlockingIOError:
-                n = 0
-            sent += n
-            if sent == total:
-                io.cooperate()
-                return total
-            wait_first = n < piece
-            if not wait_first:
-                self._yield_if_due(sock)
-
-    def _yield_if_due(self, sock: Any) -> None:
-        """Give other greenlets a turn if one is due; raise if closed meanwhile."""
-        self._io.cooperate()
-        if self._sock is not sock:
-            raise _Closed("closed")
+        return n if n >= 0 else 0
 
     def recv(
         self,
@@ -564,143 +439,23 @@ class Socket:
         Returns ``(n, data)`` with ``data`` a view of ``buff``; ``(0, None)``
         would block; ``(-1, None)`` end of stream or failure.  Block mode
         waits for at least one byte, or with ``waitall`` for exactly ``size``.
+        On a UDP socket it receives one datagram (``(0, data)`` for an empty
+        one); a datagram larger than the range is cut, and ``last_error``
+        says so.
         """
-        if opt is None and not kw:
-            o = _EMPTY
-            if size is not None and type(size) is not int and isinstance(size, Mapping):
-                size, o = None, options("recv", _K_RECV, size, kw)  # recv(buff, {...})
-        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
-            o = _BLOCK
-        else:
-            o = options("recv", _K_RECV, opt, kw)
+        if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
+            size, opt = None, size  # recv(buff, {...})
+        o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else _EMPTY
+        target = _target(buff, size, o)
         try:
-            sock = self._sock
-            if sock is None or _ident() != self._io.thread:
-                sock = self._live()
-            target = buff._mv if type(buff) is Bytes else None
-            if target is None or target.readonly or size != len(target) or "start" in o:
-                target = self._recv_target(buff, size, o)
-            if not o.get("block", self._block):
-                result = self._recv_now(sock, target)
-            elif "waitall" in o or "timeout" in o or not target or len(target) > _CHUNK:
-                result = self._recv_wait(sock, target, o)
-            else:
-                # The common block recv, inline (see _TRY, _SHORT, _WAIT).
-                io = self._io
-                n = -1
-                if self._rtry != _WAIT:
-                    try:
-                        n = sock.recv_into(target)
-                    except BlockingIOError:
-                        pass
-                if n < 0:
-                    while True:
-                        if io.wait(1, None) < 0:
-                            self._woken(_hub.CLOSED, sock)
-                        try:
-                            n = sock.recv_into(target)
-                            break
-                        except BlockingIOError:
-                            pass
-                elif _monotonic() - io.turn > _hub.SLICE:
-                    io.cooperate()
-                if n == 0:
-                    self._rtry = _TRY
-                    result = self._ended(0, len(target))
-                elif n == len(target):
-                    self._rtry = _TRY
-                    data = _new(Bytes)
-                    data._mv = target
-                    result = n, data
-                else:
-                    self._rtry = _SHORT
-                    data = _new(Bytes)
-                    data._mv = target[:n]
-                    result = n, data
+            n = self._move(RECV, target, o.get("block", self._block), o)
         except TimeoutError:
             raise
         except OSError as exc:
             return self._failed(exc, _FAILED_RECV)
-        self._last = None
-        return result
-
-    def _recv_now(self, sock: Any, target: memoryview) -> tuple[int, Bytes | None]:
-        """One non-blocking read."""
-        if not target:
-            return 0, None
-        try:
-            n = sock.recv_into(target)
-        except BlockingIOError:
-            return 0, None
-        if n == 0 and self._type == TCP:
-            raise _EndOfStream("end of stream")
-        return n, Bytes._wrap(target[:n])
-
-    def _recv_wait(self, sock: Any, target: memoryview, o: Options) -> tuple[int, Bytes | None]:
-        """Block mode with a timeout or ``waitall``: loop until done or the deadline."""
-        want = len(target)
-        if want == 0:
-            return 0, None
-        timeout = o.get("timeout", -1)
-        waitall = o.get("waitall", False)
-        deadline = _deadline(timeout)
-        io = self._io
-        got = 0
-        waited = False
-        # 0 means do not wait: then the read must be tried first.
-        attempt = self._rtry != _WAIT or timeout == 0
-        while True:
-            if attempt:
-                piece = min(want - got, _CHUNK)
-                try:
-                    n = sock.recv_into(target[got : got + piece])
-                except BlockingIOError:
-                    n = -1
-                if n > 0:
-                    got += n
-                    self._rtry = _TRY if n == piece else _SHORT
-                    if got == want or not waitall:
-                        if not waited:
-                            io.cooperate()
-                        return got, Bytes._wrap(target[:got] if got != want else target)
-                    self._yield_if_due(sock)
-                    attempt = n == piece  # a short piece drained the queue: wait
-                    continue
-                if n == 0:
-                    return self._ended(got, want)
-            attempt = True
-            result = io.wait(1, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                raise TimeoutError(f"{self}: recv timeout", got)
-            waited = True
-
-    def _ended(self, got: int, want: int) -> tuple[int, Bytes | None]:
-        if self._type != TCP:  # an empty datagram, not an end of stream
-            return 0, Bytes._wrap(memoryview(b""))
-        suffix = f" after {got} of {want} bytes" if got else ""
-        raise _EndOfStream("end of stream" + suffix)
-
-    @staticmethod
-    def _recv_target(buff: object, size: object, o: Options) -> memoryview:
-        if not isinstance(buff, Bytes):
-            raise TypeError(f"buff must be a Bytes buffer, not {type(buff).__name__}")
-        mv = buff._mv
-        if mv.readonly:
-            raise TypeError("buff is read-only; receive into a writable Bytes(size)")
-        begin = o.get("start", 1) - 1
-        room = len(mv) - begin
-        if room < 0:
-            raise ValueError(f"start ({begin + 1}) is beyond the buffer size ({len(mv)})")
-        if size is None:
-            size = room
-        else:
-            check_int("size", size, 0)
-            if cast(int, size) > room:
-                raise ValueError(
-                    f"size ({size}) is larger than the buffer's room from start ({room} bytes)"
-                )
-        return mv[begin : begin + cast(int, size)] if begin or size != len(mv) else mv
+        if n > 0 or (n == 0 and not self._stream):
+            return n, _received(target, n)
+        return _NOTHING_RECV
 
     # -- datagrams --------------------------------------------------------
 
@@ -714,51 +469,30 @@ class Socket:
         """Send one datagram to ``addr``:``port`` (keys ``block``, ``timeout``).
 
         Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
+        The timeout covers resolving a host name too.
         """
-        if opt is None and not kw:
-            o = _EMPTY
-        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
-            o = _BLOCK
-        else:
-            o = options("sendto", _K_DGRAM, opt, kw)
+        o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else _EMPTY
         if self._type != UDP:
             self._udp_only("sendto")
-        cls = type(data)
-        if cls is Bytes:
-            data = data._mv
-        elif cls is not bytes:
-            data = _data_view(data)
+        view = _data_view(data)
         try:
-            sock = self._sock
-            if sock is None or _ident() != self._io.thread:
-                sock = self._live()
             # A datagram server answers the peer it just heard from: keep the
             # last destination's validated, resolved address.
             dest = self._dest
             if dest is None or dest[0] != addr or dest[1] != port:
-                dest = self._dest = (addr, port, self._sockaddr(addr, port))
-            try:
-                sent = sock.sendto(data, _SEND_FLAGS, dest[2])
-            except BlockingIOError:
-                sent = 0
-                if o.get("block", self._block):
-                    sent = self._sendto_wait(sock, data, dest[2], o)
+                timeout = o.get("timeout", -1)
+                deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+                sockaddr = self._sockaddr(addr, port, deadline, self._live())
+                if sockaddr is None:
+                    return 0
+                dest = self._dest = (addr, port, sockaddr)
+                if deadline is not None:
+                    o = {**o, "timeout": max(0.0, deadline - _monotonic()) * 1000.0}
+            self._to = dest[2]
+            n = self._move(SENDTO, view, o.get("block", self._block), o)
         except OSError as exc:
             return self._failed(exc, -1)
-        self._last = None
-        return int(sent)
-
-    def _sendto_wait(self, sock: Any, data: Any, sockaddr: Any, o: Options) -> int:
-        deadline = _deadline(o.get("timeout", -1))
-        while True:
-            result = self._io.wait(2, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                return 0
-            try:
-                return int(sock.sendto(data, _SEND_FLAGS, sockaddr))
-            except BlockingIOError:
-                pass
+        return n if n >= 0 else 0
 
     def recvfrom(
         self,
@@ -771,56 +505,24 @@ class Socket:
         """Receive one datagram: ``(n, data, peer_addr, peer_port)``.
 
         ``(0, None, None, None)`` when nothing arrived (would block, or a
-        block-mode timeout); ``(-1, None, None, None)`` on failure.
+        block-mode timeout); ``(-1, None, None, None)`` on failure or after
+        ``kill()``.  A datagram larger than the range is cut to fit, and
+        ``last_error`` says so (``n`` is what fits).
         """
-        if opt is None and not kw:
-            o = _EMPTY
-            if size is not None and type(size) is not int and isinstance(size, Mapping):
-                size, o = None, options("recvfrom", _K_DGRAM, size, kw)
-        elif opt.__class__ is dict and len(opt) == 1 and opt.get("block") is True and not kw:
-            o = _BLOCK
-        else:
-            o = options("recvfrom", _K_DGRAM, opt, kw)
+        if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
+            size, opt = None, size
+        o = options("recvfrom", _K_DGRAM, opt, kw) if opt is not None or kw else _EMPTY
         if self._type != UDP:
             self._udp_only("recvfrom")
-        target = buff._mv if type(buff) is Bytes else None
-        if target is None or target.readonly or size != len(target):
-            target = self._recv_target(buff, size, _EMPTY)
+        target = _target(buff, size, _EMPTY)
         try:
-            sock = self._sock
-            if sock is None or _ident() != self._io.thread:
-                sock = self._live()
-            try:
-                n, addr = sock.recvfrom_into(target)
-            except BlockingIOError:
-                if o.get("block", self._block):
-                    result = self._recvfrom_block(sock, target, o)
-                else:
-                    result = _NOTHING_FROM
-            else:
-                data = _new(Bytes)
-                data._mv = target[:n]
-                result = n, data, addr[0], addr[1]
+            n = self._move(RECVFROM, target, o.get("block", self._block), o)
         except OSError as exc:
             return self._failed(exc, _FAILED_FROM)
-        self._last = None
-        return result
-
-    def _recvfrom_block(
-        self, sock: Any, target: memoryview, o: Options
-    ) -> tuple[int, Bytes | None, str | None, int | None]:
-        """Block mode after a first attempt found nothing: wait, read, repeat."""
-        deadline = _deadline(o.get("timeout", -1))
-        while True:
-            result = self._io.wait(1, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                return _NOTHING_FROM
-            try:
-                n, addr = sock.recvfrom_into(target)
-            except BlockingIOError:
-                continue
-            return n, Bytes._wrap(target[:n]), addr[0], addr[1]
+        if n < 0:
+            return _NOTHING_FROM
+        addr = self._from
+        return n, _received(target, n), addr[0], addr[1]
 
     # -- files ------------------------------------------------------------
 
@@ -828,12 +530,15 @@ class Socket:
     def sendfile(self, file: Any, opt: Options | None = None, /, **kw: Any) -> int:
         """Send a file's bytes (keys ``block``, ``start``, ``last``, ``timeout``).
 
-        ``file`` is a binary file object or a path.  Uses ``os.sendfile``
-        (zero-copy) when the file has a descriptor.  Returns bytes sent,
-        ``0`` would block, ``-1`` on failure; block mode sends the whole
-        range or raises ``xsock_green.TimeoutError``.
+        ``file`` is a binary file object or a path.  A file object is sent
+        from its current position (``start``/``last`` count from there) and
+        its position ends after what was sent, as ``socket.sendfile`` does.
+        A regular file goes zero-copy (``os.sendfile``); a file of unknown
+        size (a pipe) is read and sent until its end, in block mode only.
+        Returns bytes sent, ``0`` would block, ``-1`` on failure; block mode
+        sends the whole range or raises ``xsock_green.TimeoutError``.
         """
-        o = options("sendfile", _K_SEND, opt, kw) if opt or kw else _EMPTY
+        o = options("sendfile", _K_SEND, opt, kw)
         if isinstance(file, (str, bytes, os.PathLike)):
             with open(file, "rb") as f:
                 return self._sendfile(f, o)
@@ -844,48 +549,66 @@ class Socket:
         return self._sendfile(file, o)
 
     def _sendfile(self, f: IO[bytes], o: Options) -> int:
+        block = o.get("block", self._block)
         try:
             fd = f.fileno()
-        except (OSError, AttributeError, ValueError):
-            # No descriptor (io.BytesIO): send its bytes the ordinary way.
-            data = f.read()
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            fd = -1
+        if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+            return self._send_stream(f, o, block)
+        if fd < 0:
+            data = f.read()  # in memory already (io.BytesIO)
             if isinstance(data, str):
-                raise TypeError("file must be opened in binary mode") from None
-            return self._send(self._live(), data, o)
-        size = os.fstat(fd).st_size
-        begin, end = _range(o, size)
-        total = end - begin
-        sock = self._live()
-        if total == 0:
-            return 0
-        out = sock.fileno()
-        if not o.get("block", self._block):
-            try:
-                return os.sendfile(out, fd, begin, total)
-            except BlockingIOError:
-                return 0
-        deadline = _deadline(o.get("timeout", -1))
-        io = self._io
+                raise TypeError("file must be opened in binary mode")
+            return self._send_all(data, o, block, f)
+        pos = f.tell()
+        begin, end = _range(o, os.fstat(fd).st_size - pos)
+        self._live()
+        self._to = (fd, pos + begin)
+        try:
+            n = self._move(SENDFILE, range(end - begin), block, o)
+        except TimeoutError as exc:
+            f.seek(pos + begin + exc.moved)
+            raise
+        finally:
+            self._to = None
+        sent = max(n, 0)
+        f.seek(pos + begin + sent)
+        return sent
+
+    def _send_all(self, data: bytes, o: Options, block: bool, f: IO[bytes]) -> int:
+        """A file already in memory: its range, sent as ``send`` would."""
+        begin, end = _range(o, len(data))
+        start = f.tell() - len(data) + begin
+        try:
+            n = max(self._move(SEND, memoryview(data)[begin:end], block, o), 0)
+        except TimeoutError as exc:
+            f.seek(start + exc.moved)
+            raise
+        f.seek(start + n)  # what was not sent stays unread
+        return n
+
+    def _send_stream(self, f: IO[bytes], o: Options, block: bool) -> int:
+        """A file of unknown size (a pipe): read pieces and send each whole."""
+        if not block:
+            raise ValueError(
+                "sendfile of a file of unknown size (a pipe) needs block mode: "
+                "a non-block call could not give back what it read"
+            )
+        if "start" in o or "last" in o:
+            raise ValueError("start/last need a file of known size (a regular file or BytesIO)")
+        timeout = o.get("timeout", -1)
+        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
         sent = 0
         while True:
+            piece = f.read(CHUNK)
+            if not piece:
+                return sent
+            left = None if deadline is None else max(0.0, deadline - _monotonic()) * 1000.0
             try:
-                n = os.sendfile(out, fd, begin + sent, min(total - sent, _CHUNK))
-            except BlockingIOError:
-                n = 0
-            else:
-                if n == 0:
-                    raise _EndOfStream(f"file ended after {sent} of {total} bytes")
-            sent += n
-            if sent == total:
-                io.cooperate()
-                return total
-            if n:
-                self._yield_if_due(sock)
-                continue
-            result = io.wait(2, deadline)
-            if result <= 0:
-                self._woken(result, sock)
-                raise TimeoutError(f"{self}: sendfile timeout", sent)
+                sent += self._move(SEND, piece, True, _EMPTY if left is None else {"timeout": left})
+            except TimeoutError as exc:
+                raise TimeoutError(f"{self}: sendfile timeout", sent + exc.moved) from None
 
     # -- events and control -------------------------------------------------
 
@@ -894,17 +617,34 @@ class Socket:
         """Wait for ``EV_RECV``/``EV_SEND`` (or both); returns what happened.
 
         ``0`` on timeout (``0`` polls, ``-1`` waits forever), ``-1`` on
-        failure or when the socket is closed meanwhile.
+        failure or when the socket is closed meanwhile.  The directions
+        waited in are taken for the wait, as a block call takes them.
         """
         check_int("events", events, 1, 3)
         check_timeout("timeout", timeout)
         sock = self._live()
-        fd = sock.fileno()
+        io = self._io
+        if (events & 1 and io.rowner is not None) or (events & 2 and io.wowner is not None):
+            raise io.busy(1 if events & 1 and io.rowner is not None else 2)
+        fd = io.fd
         if timeout == 0:
             return _hub.poll_now(fd, events)
-        result = self._io.wait(events, _deadline(timeout))
+        cur = getcurrent()
+        if events & 1:
+            io.rowner = cur
+        if events & 2:
+            io.wowner = cur
+        try:
+            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            result = io.wait(events, deadline, cur, events)
+        finally:
+            if events & 1:
+                io.rowner = None
+            if events & 2:
+                io.wowner = None
         if result <= 0:
-            self._woken(result, sock)
+            if result == _hub.CLOSED or self._sock is not sock:
+                raise self._closed()
             return 0
         if events == 3:
             result |= _hub.poll_now(fd, 3 - result)
@@ -943,7 +683,7 @@ class Socket:
                 raise TypeError(f"ctrl code {code} takes a bool, not {type(value).__name__}")
             value = bool(value)
         else:
-            check_int("value", value, 1 if code == CTRL_SET_TCP_KEEPINTVL else 0)
+            check_int("value", value, 1 if code == CTRL_SET_TCP_KEEPINTVL else 0, _INT_MAX)
         sock = self._live()
         if code == CTRL_SET_BLOCK:
             self._block = value
@@ -973,8 +713,19 @@ class Socket:
 
     @_xmake(False)
     def kill(self) -> bool:
-        """Shut the connection down both ways; waiters and the peer see end of stream."""
-        self._live().shutdown(_socket.SHUT_RDWR)
+        """Shut the socket down both ways; waiters and the peer see end of stream.
+
+        From then on a receive that finds nothing is an end of stream (a
+        datagram socket has no peer to tell it so).
+        """
+        sock = self._live()
+        self._shut = True
+        try:
+            sock.shutdown(_socket.SHUT_RDWR)
+        except OSError as exc:
+            # An unconnected datagram socket says so, yet the shutdown took.
+            if exc.errno != _errno.ENOTCONN or self._stream:
+                raise
         return True
 
     def close(self) -> bool:
@@ -988,6 +739,10 @@ class Socket:
         if _ident() != self._io.thread:
             self._io.check_thread()
         self._sock = None
+        if self._polled:
+            from ._multiwait import forget
+
+            forget(self, self._io.fd)
         self._io.close(sock.close)
         return True
 

@@ -66,6 +66,7 @@ def insert(sock: Socket, events: int) -> bool:
     if fd == -1:
         return False
     mw.add(sock, fd, events)
+    sock._polled = True
     return True
 
 

@@ -86,8 +86,11 @@ def open(type: int = TCP, family: int = IPV4) -> Socket:
     """
     check_int("type", type, 1, 3)
     check_int("family", family, 1, 3)
-    if family == UNIX and type == ICMP:
-        raise ValueError("an ICMP socket cannot be a unix socket")
+    if family == UNIX and type != TCP:
+        raise ValueError(
+            "unix datagram sockets are not supported: a unix socket is a stream "
+            "socket (socket.unix()); use UDP over 127.0.0.1 for datagrams"
+        )
     proto = 0
     if type == ICMP:
         proto = _socket.IPPROTO_ICMPV6 if family == IPV6 else _socket.IPPROTO_ICMP

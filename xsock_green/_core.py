@@ -1,0 +1,329 @@
+"""The transfer core: every system call that may wait is made in one routine.
+
+``Core._move(kind, view, block, o)`` is "try the system call, then wait" for
+every direction of a socket: stream ``recv``/``send``/``sendfile``, datagram
+``recvfrom``/``sendto``, ``accept`` and ``connect``.  It owns, for the whole
+call:
+
+* the waiter slot of its direction: a block call takes it before its first
+  system call and holds it until it returns, and any call in a direction
+  that another greenlet holds raises ``BusyError`` before touching the
+  socket, so two greenlets never interleave bytes on one stream;
+* the deadline (``timeout`` bounds the whole call);
+* cooperation: after each piece, a greenlet that has run for a while gives
+  the loop a turn when the loop has not polled for a time slice;
+* close and kill wake-ups: a wait ended by ``close`` raises ``_Closed``; a
+  receive that would block after ``kill`` is an end of stream;
+* end of stream and datagram truncation.
+
+The methods in ``_socket`` only turn arguments into a view and the core's
+count into xmake's return values.  The core raises ``OSError`` for
+failures; ``Core._failed`` is the one translation into ``last_error``.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno as _errno
+import os
+from typing import Any, TypeVar
+
+from greenlet import getcurrent
+
+from . import _hub
+from ._errors import SocketError, TimeoutError
+from ._options import Options
+
+__all__ = ["ACCEPT", "CONNECT", "RECV", "RECVFROM", "SEND", "SENDFILE", "SENDTO", "Core"]
+
+# What a call moves.  Odd kinds receive (slot and watcher 1), even ones send (2).
+RECV = 1
+RECVFROM = 3
+ACCEPT = 5
+SEND = 2
+SENDTO = 4
+SENDFILE = 6
+CONNECT = 8
+
+_NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile"}
+
+_SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
+_TRUNC = getattr(_socket, "MSG_TRUNC", 0)
+#: The most one system call of a block-mode transfer moves, so that other
+#: greenlets get their turn between pieces (SPEC: every 50 ms at least).
+CHUNK = 1 << 20
+_IN_PROGRESS = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
+#: How long a connect to a unix listener with a full backlog waits before
+#: trying again: there is nothing to watch.
+_BACKLOG_RETRY = 0.001
+
+# How a block stream recv starts (``Core._rtry``).  In request/response
+# traffic a read right after our own reply almost always fails, so after a
+# short read followed by a send, the next block recv waits for readiness
+# first, and saves the failing call and its exception, unless the loop has
+# other work queued: then waiting would queue behind it, and data that is
+# already there must not wait.  A stream (short reads with no send in
+# between) always tries first.
+_TRY = 1
+_SHORT = 0
+_WAIT = -1
+
+_F = TypeVar("_F")
+_ident = _hub.get_thread_ident
+_monotonic = _hub.monotonic
+_GRACE = _hub.GRACE
+_CLOSED = _hub.CLOSED
+
+
+class _Closed(OSError):
+    """Raised inside a call when the socket is (or became) closed."""
+
+
+class _EndOfStream(OSError):
+    """Raised inside a call when the peer ended the stream."""
+
+
+class Core:
+    """The state every socket call needs, and the routine that moves data."""
+
+    __slots__ = (
+        "__weakref__",
+        "_block",
+        "_family",
+        "_from",
+        "_io",
+        "_last",
+        "_polled",
+        "_rflags",
+        "_rtry",
+        "_shut",
+        "_sock",
+        "_stream",
+        "_to",
+        "_type",
+    )
+
+    _sock: Any
+    _io: _hub.IOWait
+    _block: bool
+    _rflags: int
+    _rtry: int
+    _shut: bool
+    _stream: bool
+    _polled: bool
+    _family: int
+    #: The receive side's other output (the peer of ``RECVFROM``/``ACCEPT``)
+    #: and the send side's other input (``SENDTO``'s destination,
+    #: ``SENDFILE``'s file and offset, ``CONNECT``'s address): one each, as
+    #: the two directions may be in use by two greenlets at once.
+    _from: Any
+    _to: Any
+    _last: OSError | tuple[OSError, object] | None
+
+    def _name(self, fd: object) -> str:
+        raise NotImplementedError
+
+    # -- the one translation into xmake's values ---------------------------
+
+    def _failed(self, exc: OSError, failure: _F) -> _F:
+        """Record ``exc`` for ``last_error`` and return ``failure``.
+
+        The traceback is dropped: it would pin the failing frames (and the
+        caller's buffers) and make a cycle through this socket.  The text is
+        made when ``last_error`` is read: an end of stream ends every
+        connection, and most programs never ask why.
+        """
+        exc.__traceback__ = None
+        exc.__context__ = None
+        self._last = (exc, "closed" if self._sock is None else self._io.fd)
+        return failure
+
+    @property
+    def last_error(self) -> OSError | None:
+        """Why the last call failed, in xmake's words; ``None`` after a success."""
+        last = self._last
+        if isinstance(last, tuple):
+            err = self._last = self._error(*last)
+            return err
+        return last
+
+    def _error(self, exc: OSError, label: object) -> SocketError:
+        if isinstance(exc, SocketError):
+            return exc
+        if isinstance(exc, _Closed):
+            return SocketError(None, f"{self._name(exc.args[0])}: has been closed")
+        if isinstance(exc, _EndOfStream):
+            return SocketError(exc.errno, f"{self._name(label)}: {exc.strerror}")
+        reason = exc.strerror or str(exc)
+        reason = reason[:1].lower() + reason[1:]
+        return SocketError(exc.errno, f"{self._name(label)}: {reason}")
+
+    def _live(self) -> Any:
+        """The OS socket, after checking that it is open and in its thread."""
+        sock = self._sock
+        if sock is None:
+            raise _Closed("closed")
+        if _ident() != self._io.thread:
+            self._io.check_thread()
+        return sock
+
+    @staticmethod
+    def _closed() -> _Closed:
+        return _Closed("closed")
+
+    # -- the transfer core -------------------------------------------------
+
+    def _move(self, kind: int, view: Any, block: bool, o: Options) -> int:
+        """Make ``kind``'s system call over ``view``, waiting as ``block`` says.
+
+        Returns the bytes moved (stream kinds; a block send or sendfile
+        moves the whole view, a ``waitall`` recv fills it), the datagram's
+        size (``RECVFROM``, ``SENDTO``, datagram ``RECV``), the descriptor
+        (``ACCEPT``; the address is left in ``_from``) or ``1`` (``CONNECT``).
+        ``-1`` means nothing happened: would block, or a deadline passed in
+        a kind that does not raise for it.  A stream kind in block mode
+        raises ``TimeoutError`` with the bytes moved.  ``_to`` carries the
+        send side's other input: the destination, the file, the address.
+        """
+        io = self._io
+        sock = self._sock
+        if sock is None or _ident() != io.thread:
+            sock = self._live()
+        cur = getcurrent()
+        slot = 1 if kind & 1 else 2
+        if slot == 1:
+            if io.rowner is not None:
+                raise io.busy(1)
+            if block:
+                io.rowner = cur
+        else:
+            if io.wowner is not None:
+                raise io.busy(2)
+            if block:
+                io.wowner = cur
+        try:
+            timeout = o.get("timeout", -1)
+            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            total = len(view)
+            done = 0
+            attempt = True
+            whole = False
+            stream = kind in (SEND, SENDFILE) or (kind == RECV and self._stream)
+            if stream:
+                if total == 0:
+                    return 0
+                if kind == RECV:
+                    whole = block and o.get("waitall", False)
+                    if block and self._rtry == _WAIT and timeout != 0:
+                        attempt = io.others_ready()
+                else:
+                    whole = block
+            events = slot
+            while True:
+                if attempt:
+                    piece = total - done
+                    if piece > CHUNK:
+                        piece = CHUNK
+                    if piece == total or kind == SENDFILE:
+                        v = view
+                    else:
+                        v = memoryview(view)[done : done + piece]
+                    try:
+                        if kind == RECV:
+                            n = sock.recv_into(v, 0, self._rflags)
+                        elif kind == SEND:
+                            n = sock.send(v, _SEND_FLAGS)
+                        elif kind == RECVFROM:
+                            n, self._from = sock.recvfrom_into(v, 0, _TRUNC)
+                        elif kind == SENDTO:
+                            n = sock.sendto(v, _SEND_FLAGS, self._to)
+                        elif kind == SENDFILE:
+                            n = os.sendfile(io.fd, self._to[0], self._to[1] + done, piece)
+                            if n == 0:
+                                raise _EndOfStream(
+                                    None, f"file ended after {done} of {total} bytes"
+                                )
+                        elif kind == ACCEPT:
+                            n, self._from = sock._accept()
+                        else:
+                            n = sock.connect_ex(self._to)
+                            if n == 0 or n == _errno.EISCONN:
+                                self._last = None
+                                return 1
+                            if n == _errno.EAGAIN and self._family == 3:
+                                # A unix listener's backlog is full: nothing
+                                # to watch, so try again shortly.
+                                events = 0
+                            elif n not in _IN_PROGRESS:
+                                raise OSError(n, os.strerror(n))
+                            n = -1
+                    except BlockingIOError:
+                        n = -1
+                    if n >= 0:
+                        if stream:
+                            if n == 0:  # a stream recv: the peer is done
+                                self._rtry = _TRY
+                                suffix = f" after {done} of {total} bytes" if done else ""
+                                raise _EndOfStream(None, "end of stream" + suffix)
+                            done += n
+                            if kind == RECV:
+                                self._rtry = _TRY if n == piece else _SHORT
+                            elif self._rtry == _SHORT:
+                                self._rtry = _WAIT  # a reply after a short read
+                            finished = done == total or not whole
+                            if finished:
+                                self._last = None
+                        else:
+                            finished = True
+                            self._last = None
+                            if n > total and kind in (RECV, RECVFROM):
+                                self._last = self._truncated(n, total)
+                                n = total
+                            done = n
+                        if block and _monotonic() - io.turn > _GRACE and io.overdue():
+                            io.pause(cur, slot)
+                            if self._sock is not sock and not finished:
+                                raise self._closed()
+                        if finished:
+                            return int(done)
+                        if n == piece:
+                            continue
+                        # A short piece: the buffer is full (or drained).
+                    elif self._shut and slot == 1:
+                        raise _EndOfStream(None, "end of stream (shut down)")
+                    elif not block:
+                        self._last = None
+                        return -1
+                    elif timeout == 0:
+                        return self._timed_out(kind, done)
+                attempt = True
+                if events:
+                    result = io.wait(events, deadline, cur, slot)
+                else:
+                    soon = _monotonic() + _BACKLOG_RETRY
+                    result = io.wait(0, soon if deadline is None else min(soon, deadline), cur, 2)
+                    events = slot
+                    if result == 0 and (deadline is None or _monotonic() < deadline):
+                        result = 1
+                if result <= 0:
+                    if result == _CLOSED or self._sock is not sock:
+                        raise self._closed()
+                    return self._timed_out(kind, done)
+        finally:
+            if block:
+                if slot == 1:
+                    io.rowner = None
+                else:
+                    io.wowner = None
+
+    def _timed_out(self, kind: int, done: int) -> int:
+        if kind in _NAMES:
+            raise TimeoutError(f"{self}: {_NAMES[kind]} timeout", done)
+        self._last = None
+        return -1
+
+    def _truncated(self, size: int, room: int) -> SocketError:
+        return SocketError(
+            _errno.EMSGSIZE,
+            f"{self._name(self._io.fd)}: datagram truncated: {size} bytes, {room} fit",
+        )
