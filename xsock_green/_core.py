@@ -25,16 +25,29 @@ from __future__ import annotations
 
 import _socket
 import errno as _errno
+import functools
 import os
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from greenlet import getcurrent
 
 from . import _hub
 from ._errors import SocketError, TimeoutError
-from ._options import Options
+from ._options import Options, check_int, check_timeout
 
-__all__ = ["ACCEPT", "CONNECT", "RECV", "RECVFROM", "SEND", "SENDFILE", "SENDTO", "Core"]
+__all__ = [
+    "ACCEPT",
+    "CHUNK",
+    "CONNECT",
+    "RECV",
+    "RECVFROM",
+    "SEND",
+    "SENDFILE",
+    "SENDTO",
+    "Core",
+    "xmake",
+]
 
 # What a call moves.  Odd kinds receive (slot and watcher 1), even ones send (2).
 RECV = 1
@@ -69,6 +82,9 @@ _SHORT = 0
 _WAIT = -1
 
 _F = TypeVar("_F")
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+_S = TypeVar("_S", bound="Core")
 _ident = _hub.get_thread_ident
 _monotonic = _hub.monotonic
 _GRACE = _hub.GRACE
@@ -316,6 +332,38 @@ class Core:
                 else:
                     io.wowner = None
 
+    def _wait(self, events: int, timeout: float) -> int:
+        """``Socket.wait``: readiness, with the directions taken as a block call takes them."""
+        check_int("events", events, 1, 3)
+        check_timeout("timeout", timeout)
+        sock = self._live()
+        io = self._io
+        if (events & 1 and io.rowner is not None) or (events & 2 and io.wowner is not None):
+            raise io.busy(1 if events & 1 and io.rowner is not None else 2)
+        fd = io.fd
+        if timeout == 0:
+            return _hub.poll_now(fd, events)
+        cur = getcurrent()
+        if events & 1:
+            io.rowner = cur
+        if events & 2:
+            io.wowner = cur
+        try:
+            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            result = io.wait(events, deadline, cur, events)
+        finally:
+            if events & 1:
+                io.rowner = None
+            if events & 2:
+                io.wowner = None
+        if result <= 0:
+            if result == _CLOSED or self._sock is not sock:
+                raise self._closed()
+            return 0
+        if events == 3:
+            result |= _hub.poll_now(fd, 3 - result)
+        return result
+
     def _timed_out(self, kind: int, done: int) -> int:
         if kind in _NAMES:
             raise TimeoutError(f"{self}: {_NAMES[kind]} timeout", done)
@@ -327,3 +375,31 @@ class Core:
             _errno.EMSGSIZE,
             f"{self._name(self._io.fd)}: datagram truncated: {size} bytes, {room} fit",
         )
+
+
+def xmake(
+    failure: Any,
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+    """The adapter for methods that move no data: an ``OSError`` becomes ``failure``.
+
+    It records the error for ``last_error`` and clears ``last_error`` after
+    a success.  ``xsock_green.TimeoutError`` and misuse errors pass through.
+    """
+
+    def decorate(
+        method: Callable[Concatenate[_S, _P], _R],
+    ) -> Callable[Concatenate[_S, _P], _R]:
+        @functools.wraps(method)
+        def adapted(self: _S, /, *args: _P.args, **kw: _P.kwargs) -> _R:
+            try:
+                result = method(self, *args, **kw)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                return cast(_R, self._failed(exc, failure))
+            self._last = None
+            return result
+
+        return adapted
+
+    return decorate

@@ -151,7 +151,11 @@ class IOWait:
 
     def busy(self, slot: int) -> BusyError:
         """The error for a call in a direction another greenlet is using."""
-        what = "waiting to receive on" if slot & 1 and self.rowner is not None else "waiting to send on"
+        what = (
+            "waiting to receive on"
+            if slot & 1 and self.rowner is not None
+            else "waiting to send on"
+        )
         return BusyError(f"another greenlet is already {what} this socket")
 
     def others_ready(self) -> bool:

@@ -15,58 +15,44 @@ from __future__ import annotations
 
 import _socket
 import errno as _errno
-import functools
-import io
 import os
-import stat
 import sys
 import warnings
-from collections.abc import Callable, Mapping
-from typing import IO, Any, Concatenate, Final, ParamSpec, TypeVar, cast
+from collections.abc import Mapping
+from typing import Any
 
 from greenlet import getcurrent
 
 from . import _hub
+from ._args import data_view, format_addr, received, span, unix_path
+from ._args import target as _target
 from ._bytes import Bytes
-from ._core import ACCEPT, CHUNK, CONNECT, RECV, RECVFROM, SEND, SENDFILE, SENDTO, Core
+from ._constants import (
+    _AF,
+    _FAMILY_DIGIT,
+    _SOCK_TYPES,
+    _TYPE_NAMES,
+    CTRL_FLAGS,
+    CTRL_GET_BLOCK,
+    CTRL_GETS,
+    CTRL_SET_BLOCK,
+    CTRL_SET_NOSIGPIPE,
+    CTRL_SET_TCP_KEEPINTVL,
+    CTRL_SETS,
+    INT_MAX,
+    TCP,
+    UDP,
+    UNIX,
+)
+from ._core import ACCEPT, CONNECT, RECV, RECVFROM, SEND, SENDTO, Core, xmake
 from ._errors import SocketError, TimeoutError
-from ._options import Options, check_int, check_port, check_timeout, options
+from ._files import send_file
+from ._options import Options, check_int, check_port, options
 
 __all__ = ["Socket"]
 
-TCP: Final = 1
-UDP: Final = 2
-ICMP: Final = 3
-
-IPV4: Final = 1
-IPV6: Final = 2
-UNIX: Final = 3
-
-EV_RECV: Final = 1
-EV_SEND: Final = 2
-EV_CONN: Final = EV_SEND
-EV_ACPT: Final = EV_RECV
-
-CTRL_SET_BLOCK: Final = 0
-CTRL_GET_BLOCK: Final = 1
-CTRL_SET_RECVBUFF: Final = 2
-CTRL_GET_RECVBUFF: Final = 3
-CTRL_SET_SENDBUFF: Final = 4
-CTRL_GET_SENDBUFF: Final = 5
-CTRL_SET_TCP_NODELAY: Final = 6
-CTRL_GET_TCP_NODELAY: Final = 7
-CTRL_SET_TCP_KEEPINTVL: Final = 8
-CTRL_SET_KEEPALIVE: Final = 9
-CTRL_SET_NOSIGPIPE: Final = 10
-
-_AF = {IPV4: _socket.AF_INET, IPV6: _socket.AF_INET6, UNIX: _socket.AF_UNIX}
-_SOCK_TYPES = {TCP: _socket.SOCK_STREAM, UDP: _socket.SOCK_DGRAM, ICMP: _socket.SOCK_DGRAM}
-_TYPE_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
-_FAMILY_DIGIT = {IPV4: "4", IPV6: "6"}
 _EMPTY: Options = {}
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
-_UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the final NUL
-_INT_MAX = 2**31 - 1
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
 _K_RECV = frozenset({"block", "start", "timeout", "waitall"})
@@ -82,115 +68,6 @@ _FAILED_RECV: tuple[int, None] = (-1, None)
 _NOTHING_RECV: tuple[int, None] = (0, None)
 _FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
 _NOTHING_FROM: tuple[int, None, None, None] = (0, None, None, None)
-
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
-
-
-def _xmake(
-    failure: Any,
-) -> Callable[[Callable[Concatenate[Socket, _P], _R]], Callable[Concatenate[Socket, _P], _R]]:
-    """The adapter for methods that move no data: an ``OSError`` becomes ``failure``.
-
-    It records the error for ``last_error`` and clears ``last_error`` after
-    a success.  ``xsock_green.TimeoutError`` and misuse errors pass through.
-    """
-
-    def decorate(
-        method: Callable[Concatenate[Socket, _P], _R],
-    ) -> Callable[Concatenate[Socket, _P], _R]:
-        @functools.wraps(method)
-        def adapted(self: Socket, /, *args: _P.args, **kw: _P.kwargs) -> _R:
-            try:
-                result = method(self, *args, **kw)
-            except TimeoutError:
-                raise
-            except OSError as exc:
-                return cast(_R, self._failed(exc, failure))
-            self._last = None
-            return result
-
-        return adapted
-
-    return decorate
-
-
-def _data_view(data: object) -> Any:
-    """``bytes`` as they are, or a flat unsigned-byte view of anything else ``send`` takes."""
-    cls = type(data)
-    if cls is bytes:
-        return data
-    if cls is Bytes:
-        return cast(Bytes, data)._mv
-    if isinstance(data, str):
-        return data.encode("utf-8", "surrogateescape")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        mv = memoryview(data)
-        if mv.format != "B" or mv.ndim != 1:
-            mv = mv.cast("B")
-        return mv
-    if isinstance(data, Bytes):
-        return data._mv
-    raise TypeError(
-        f"data must be str, bytes, bytearray, memoryview or Bytes, not {type(data).__name__}"
-    )
-
-
-def _range(o: Options, size: int) -> tuple[int, int]:
-    """0-based ``[begin, end)`` of the 1-based inclusive ``start``/``last``."""
-    start = o.get("start", 1)
-    last = o.get("last", size)
-    if last > size:
-        raise ValueError(f"last ({last}) is beyond the data size ({size})")
-    if start > last + 1:
-        raise ValueError(f"start ({start}) is past last ({last}) + 1")
-    return start - 1, last
-
-
-def _target(buff: object, size: object, o: Options) -> memoryview:
-    """The writable view of ``buff`` that a receive fills (``start``, ``size``)."""
-    if type(buff) is Bytes:
-        mv = buff._mv
-        if size == len(mv) and not mv.readonly and "start" not in o:
-            return mv
-    elif not isinstance(buff, Bytes):
-        raise TypeError(f"buff must be a Bytes buffer, not {type(buff).__name__}")
-    mv = buff._mv
-    if mv.readonly:
-        raise TypeError("buff is read-only; receive into a writable Bytes(size)")
-    begin = o.get("start", 1) - 1
-    room = len(mv) - begin
-    if room < 0:
-        raise ValueError(f"start ({begin + 1}) is beyond the buffer size ({len(mv)})")
-    if size is None:
-        size = room
-    else:
-        check_int("size", size, 0)
-        if cast(int, size) > room:
-            raise ValueError(
-                f"size ({size}) is larger than the buffer's room from start ({room} bytes)"
-            )
-    return mv[begin : begin + cast(int, size)] if begin or size != len(mv) else mv
-
-
-def _received(target: memoryview, n: int) -> Bytes:
-    data: Bytes = _new(Bytes)
-    data._mv = target if n == len(target) else target[:n]
-    return data
-
-
-def _format_addr(addr: Any) -> str | None:
-    if isinstance(addr, tuple):
-        if len(addr) == 4:
-            return f"[{addr[0]}]:{addr[1]}"
-        return f"{addr[0]}:{addr[1]}"
-    if isinstance(addr, bytes):
-        if not addr:
-            return None
-        if addr[:1] == b"\0":
-            return "@" + addr[1:].decode("utf-8", "surrogateescape")
-        return addr.decode("utf-8", "surrogateescape")
-    return str(addr) if addr else None
 
 
 class Socket(Core):
@@ -239,7 +116,7 @@ class Socket(Core):
         if sock is not None:
             for label, getter in (("laddr", sock.getsockname), ("raddr", sock.getpeername)):
                 try:
-                    addr = _format_addr(getter())
+                    addr = format_addr(getter())
                 except OSError:
                     continue
                 if addr:
@@ -285,7 +162,7 @@ class Socket(Core):
 
     def peeraddr(self) -> str | None:
         """``"ip:port"``, ``"[ip6]:port"`` or the unix path; ``None`` when not connected."""
-        return _format_addr(self.peername())
+        return format_addr(self.peername())
 
     # -- addresses --------------------------------------------------------
 
@@ -316,27 +193,14 @@ class Socket(Core):
             raise SocketError(found.errno, f"{self}: cannot resolve {addr!r}: {found.strerror}")
         return found
 
-    def _unix_addr(self, path: object, o: Options) -> str | bytes:
+    def _unix_addr(self, path: object, o: Options) -> bytes:
         if self._family != UNIX:
             raise TypeError(f"{self} is not a unix socket: use bind()/connect()")
-        if isinstance(path, os.PathLike):
-            path = os.fspath(path)
-        if not isinstance(path, (str, bytes)):
-            raise TypeError(f"path must be a str or bytes, not {type(path).__name__}")
-        raw = os.fsencode(path)
-        if not raw:
-            raise ValueError("path must not be empty")
-        if o.get("is_abstract", False):
-            raw = b"\0" + raw
-        if len(raw) > _UNIX_PATH_MAX:
-            raise ValueError(
-                f"unix socket path is {len(raw)} bytes; the limit is {_UNIX_PATH_MAX}: {path!r}"
-            )
-        return raw
+        return unix_path(path, o.get("is_abstract", False))
 
     # -- setting up -----------------------------------------------------
 
-    @_xmake(False)
+    @xmake(False)
     def bind(self, addr: str, port: int) -> bool:
         """Bind to ``addr``:``port``; ``True``, or ``False`` with ``last_error``."""
         sock = self._live()
@@ -346,7 +210,7 @@ class Socket(Core):
         sock.bind(sockaddr)
         return True
 
-    @_xmake(False)
+    @xmake(False)
     def bind_unix(self, path: str, opt: Options | None = None, /, **kw: Any) -> bool:
         """Bind a unix socket to ``path`` (key ``is_abstract``); never removes a file."""
         o = options("bind_unix", _K_UNIX, opt, kw)
@@ -354,14 +218,14 @@ class Socket(Core):
         self._live().bind(sockaddr)
         return True
 
-    @_xmake(False)
+    @xmake(False)
     def listen(self, backlog: int = 10) -> bool:
         """Start listening; ``True``, or ``False`` with ``last_error``."""
-        check_int("backlog", backlog, 0, _INT_MAX)
+        check_int("backlog", backlog, 0, INT_MAX)
         self._live().listen(backlog)
         return True
 
-    @_xmake(None)
+    @xmake(None)
     def accept(self, opt: Options | None = None, /, **kw: Any) -> Socket | None:
         """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
         o = options("accept", _K_TIMEOUT, opt, kw)
@@ -375,7 +239,7 @@ class Socket(Core):
             raise
         return Socket(self._type, self._family, client)
 
-    @_xmake(-1)
+    @xmake(-1)
     def connect(self, addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> int:
         """Connect; ``1`` connected, ``0`` timed out (key ``timeout``), ``-1`` failed.
 
@@ -391,7 +255,7 @@ class Socket(Core):
             o = {"timeout": max(0.0, deadline - _monotonic()) * 1000.0}
         return self._connect(sockaddr, o)
 
-    @_xmake(-1)
+    @xmake(-1)
     def connect_unix(self, path: str, opt: Options | None = None, /, **kw: Any) -> int:
         """Connect a unix socket (keys ``is_abstract``, ``timeout``): ``1``, ``0``, ``-1``."""
         o = options("connect_unix", _K_CONNECT_UNIX, opt, kw)
@@ -414,9 +278,9 @@ class Socket(Core):
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
         o = options("send", _K_SEND, opt, kw) if opt is not None or kw else _EMPTY
-        view = _data_view(data)
+        view = data_view(data)
         if "start" in o or "last" in o:
-            begin, end = _range(o, len(view))
+            begin, end = span(o, len(view))
             view = memoryview(view)[begin:end]
         try:
             n = self._move(SEND, view, o.get("block", self._block), o)
@@ -454,7 +318,7 @@ class Socket(Core):
         except OSError as exc:
             return self._failed(exc, _FAILED_RECV)
         if n > 0 or (n == 0 and not self._stream):
-            return n, _received(target, n)
+            return n, received(target, n)
         return _NOTHING_RECV
 
     # -- datagrams --------------------------------------------------------
@@ -474,7 +338,7 @@ class Socket(Core):
         o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else _EMPTY
         if self._type != UDP:
             self._udp_only("sendto")
-        view = _data_view(data)
+        view = data_view(data)
         try:
             # A datagram server answers the peer it just heard from: keep the
             # last destination's validated, resolved address.
@@ -522,11 +386,11 @@ class Socket(Core):
         if n < 0:
             return _NOTHING_FROM
         addr = self._from
-        return n, _received(target, n), addr[0], addr[1]
+        return n, received(target, n), addr[0], addr[1]
 
     # -- files ------------------------------------------------------------
 
-    @_xmake(-1)
+    @xmake(-1)
     def sendfile(self, file: Any, opt: Options | None = None, /, **kw: Any) -> int:
         """Send a file's bytes (keys ``block``, ``start``, ``last``, ``timeout``).
 
@@ -539,80 +403,11 @@ class Socket(Core):
         sends the whole range or raises ``xsock_green.TimeoutError``.
         """
         o = options("sendfile", _K_SEND, opt, kw)
-        if isinstance(file, (str, bytes, os.PathLike)):
-            with open(file, "rb") as f:
-                return self._sendfile(f, o)
-        if not hasattr(file, "read"):
-            raise TypeError(
-                f"file must be a binary file object or a path, not {type(file).__name__}"
-            )
-        return self._sendfile(file, o)
-
-    def _sendfile(self, f: IO[bytes], o: Options) -> int:
-        block = o.get("block", self._block)
-        try:
-            fd = f.fileno()
-        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
-            fd = -1
-        if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
-            return self._send_stream(f, o, block)
-        if fd < 0:
-            data = f.read()  # in memory already (io.BytesIO)
-            if isinstance(data, str):
-                raise TypeError("file must be opened in binary mode")
-            return self._send_all(data, o, block, f)
-        pos = f.tell()
-        begin, end = _range(o, os.fstat(fd).st_size - pos)
-        self._live()
-        self._to = (fd, pos + begin)
-        try:
-            n = self._move(SENDFILE, range(end - begin), block, o)
-        except TimeoutError as exc:
-            f.seek(pos + begin + exc.moved)
-            raise
-        finally:
-            self._to = None
-        sent = max(n, 0)
-        f.seek(pos + begin + sent)
-        return sent
-
-    def _send_all(self, data: bytes, o: Options, block: bool, f: IO[bytes]) -> int:
-        """A file already in memory: its range, sent as ``send`` would."""
-        begin, end = _range(o, len(data))
-        start = f.tell() - len(data) + begin
-        try:
-            n = max(self._move(SEND, memoryview(data)[begin:end], block, o), 0)
-        except TimeoutError as exc:
-            f.seek(start + exc.moved)
-            raise
-        f.seek(start + n)  # what was not sent stays unread
-        return n
-
-    def _send_stream(self, f: IO[bytes], o: Options, block: bool) -> int:
-        """A file of unknown size (a pipe): read pieces and send each whole."""
-        if not block:
-            raise ValueError(
-                "sendfile of a file of unknown size (a pipe) needs block mode: "
-                "a non-block call could not give back what it read"
-            )
-        if "start" in o or "last" in o:
-            raise ValueError("start/last need a file of known size (a regular file or BytesIO)")
-        timeout = o.get("timeout", -1)
-        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-        sent = 0
-        while True:
-            piece = f.read(CHUNK)
-            if not piece:
-                return sent
-            left = None if deadline is None else max(0.0, deadline - _monotonic()) * 1000.0
-            try:
-                sent += self._move(SEND, piece, True, _EMPTY if left is None else {"timeout": left})
-            except TimeoutError as exc:
-                raise TimeoutError(f"{self}: sendfile timeout", sent + exc.moved) from None
+        return send_file(self, file, o, o.get("block", self._block))
 
     # -- events and control -------------------------------------------------
 
-    @_xmake(-1)
+    @xmake(-1)
     def wait(self, events: int, timeout: float = -1) -> int:
         """Wait for ``EV_RECV``/``EV_SEND`` (or both); returns what happened.
 
@@ -620,35 +415,7 @@ class Socket(Core):
         failure or when the socket is closed meanwhile.  The directions
         waited in are taken for the wait, as a block call takes them.
         """
-        check_int("events", events, 1, 3)
-        check_timeout("timeout", timeout)
-        sock = self._live()
-        io = self._io
-        if (events & 1 and io.rowner is not None) or (events & 2 and io.wowner is not None):
-            raise io.busy(1 if events & 1 and io.rowner is not None else 2)
-        fd = io.fd
-        if timeout == 0:
-            return _hub.poll_now(fd, events)
-        cur = getcurrent()
-        if events & 1:
-            io.rowner = cur
-        if events & 2:
-            io.wowner = cur
-        try:
-            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-            result = io.wait(events, deadline, cur, events)
-        finally:
-            if events & 1:
-                io.rowner = None
-            if events & 2:
-                io.wowner = None
-        if result <= 0:
-            if result == _hub.CLOSED or self._sock is not sock:
-                raise self._closed()
-            return 0
-        if events == 3:
-            result |= _hub.poll_now(fd, 3 - result)
-        return result
+        return self._wait(events, timeout)
 
     def ctrl(self, code: int, value: Any = None) -> Any:
         """Set (even codes) or get (odd codes) a socket option.
@@ -658,51 +425,43 @@ class Socket(Core):
         of this socket's calls; the OS socket stays non-blocking.
         """
         check_int("code", code, 0, 10)
-        if code in (CTRL_GET_BLOCK, CTRL_GET_RECVBUFF, CTRL_GET_SENDBUFF, CTRL_GET_TCP_NODELAY):
+        if code in CTRL_GETS:
             if value is not None:
                 raise TypeError(f"ctrl code {code} reads a value and takes none")
             return self._ctrl_get(code)
-        return self._ctrl_set(code, value)
-
-    @_xmake(None)
-    def _ctrl_get(self, code: int) -> Any:
-        sock = self._live()
-        if code == CTRL_GET_BLOCK:
-            return self._block
-        if code == CTRL_GET_RECVBUFF:
-            return sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF)
-        if code == CTRL_GET_SENDBUFF:
-            return sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF)
-        self._tcp_only(code)
-        return bool(sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY))
-
-    @_xmake(False)
-    def _ctrl_set(self, code: int, value: Any) -> bool:
-        if code in (CTRL_SET_BLOCK, CTRL_SET_TCP_NODELAY, CTRL_SET_KEEPALIVE, CTRL_SET_NOSIGPIPE):
+        if code in CTRL_FLAGS:
             if not isinstance(value, (bool, int)):
                 raise TypeError(f"ctrl code {code} takes a bool, not {type(value).__name__}")
             value = bool(value)
         else:
-            check_int("value", value, 1 if code == CTRL_SET_TCP_KEEPINTVL else 0, _INT_MAX)
+            check_int("value", value, 1 if code == CTRL_SET_TCP_KEEPINTVL else 0, INT_MAX)
+        return self._ctrl_set(code, value)
+
+    @xmake(None)
+    def _ctrl_get(self, code: int) -> Any:
+        sock = self._live()
+        if code == CTRL_GET_BLOCK:
+            return self._block
+        level, name = CTRL_GETS[code]
+        if level == _socket.IPPROTO_TCP:
+            self._tcp_only(code)
+            return bool(sock.getsockopt(level, name))
+        return sock.getsockopt(level, name)
+
+    @xmake(False)
+    def _ctrl_set(self, code: int, value: Any) -> bool:
         sock = self._live()
         if code == CTRL_SET_BLOCK:
             self._block = value
-        elif code == CTRL_SET_RECVBUFF:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, value)
-        elif code == CTRL_SET_SENDBUFF:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, value)
-        elif code == CTRL_SET_KEEPALIVE:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, int(value))
         elif code == CTRL_SET_NOSIGPIPE:
             # Sends already pass MSG_NOSIGNAL where the OS has it.
             if not _SEND_FLAGS and sys.platform != "win32":
                 raise OSError(_errno.ENOTSUP, "no MSG_NOSIGNAL on this system")
         else:
-            self._tcp_only(code)
-            if code == CTRL_SET_TCP_NODELAY:
-                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, int(value))
-            else:
-                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, value)
+            level, name = CTRL_SETS[code]
+            if level == _socket.IPPROTO_TCP:
+                self._tcp_only(code)
+            sock.setsockopt(level, name, int(value))
         return True
 
     def _tcp_only(self, code: int) -> None:
@@ -711,7 +470,7 @@ class Socket(Core):
 
     # -- ending -----------------------------------------------------------
 
-    @_xmake(False)
+    @xmake(False)
     def kill(self) -> bool:
         """Shut the socket down both ways; waiters and the peer see end of stream.
 

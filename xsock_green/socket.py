@@ -10,10 +10,9 @@ import _socket
 from collections.abc import Callable
 from typing import Any
 
-from . import _socket as _impl
-from ._errors import SocketError
-from ._options import Options, check_int, options
-from ._socket import (
+from ._constants import (
+    _AF,
+    _SOCK_TYPES,
     CTRL_GET_BLOCK,
     CTRL_GET_RECVBUFF,
     CTRL_GET_SENDBUFF,
@@ -35,8 +34,10 @@ from ._socket import (
     TCP,
     UDP,
     UNIX,
-    Socket,
 )
+from ._errors import SocketError
+from ._options import Options, check_int, options
+from ._socket import Socket
 
 __all__ = [
     "CTRL_GET_BLOCK",
@@ -95,7 +96,7 @@ def open(type: int = TCP, family: int = IPV4) -> Socket:
     if type == ICMP:
         proto = _socket.IPPROTO_ICMPV6 if family == IPV6 else _socket.IPPROTO_ICMP
     try:
-        sock = _socket.socket(_impl._AF[family], _impl._SOCK_TYPES[type], proto)
+        sock = _socket.socket(_AF[family], _SOCK_TYPES[type], proto)
     except OSError as exc:
         raise SocketError(exc.errno, f"cannot open a socket: {exc.strerror or exc}") from exc
     if family == IPV6:
