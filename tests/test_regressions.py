@@ -3,7 +3,7 @@
 Every test here failed on the old core and states the fixed behaviour; the
 docstring of each names its defect number.  They drive the public API over
 loopback and unix sockets in a temporary folder; where the library's own
-name resolution must be slow, ``xsock_green._hub.resolve`` (the one function
+name resolution must be slow, ``xsock_green._hub.lookup`` (the one function
 ``_socket`` calls to resolve a name) is replaced for the test.  Events are
 ordered with ``gevent.event.Event``, ``gevent.idle()`` and socket readiness,
 never with a sleep; the only sleeps are the ticker's (what the fairness tests
@@ -104,7 +104,7 @@ def slow_resolver(
         gevent.sleep(delay)
         return ("127.0.0.1", port)
 
-    monkeypatch.setattr(_hub, "resolve", resolve)
+    monkeypatch.setattr(_hub, "lookup", resolve)
 
 
 def from_hub(fn: Callable[[], Any]) -> Any:

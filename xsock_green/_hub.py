@@ -32,6 +32,7 @@ __all__ = [
     "SLICE",
     "TIMEOUT",
     "IOWait",
+    "clock",
     "get_thread_ident",
     "monotonic",
     "poll_now",
@@ -43,15 +44,19 @@ CLOSED = -1
 
 #: How long the loop may go without polling while transfers that never
 #: have to wait run: then the one running gives the others a turn.
-SLICE = _SLICE = 0.015
+SLICE = _SLICE = 0.01
 #: How long a greenlet must have run since it came back from the hub before
 #: it is asked to yield (see ``IOWait.overdue``).
 GRACE = 0.001
+#: Timer priorities (libev runs higher ones first; I/O is 0): a deadline
+#: that passes in the turn its data arrives loses to the data, and a pause
+#: runs after everything else that is ready.
+_DEADLINE = -1
+_LAST = -2
 
 get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 _poll_factory: Callable[[], Any] = get_original("select", "poll")
 monotonic = _monotonic = time.monotonic
-_wall = time.time
 
 
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP, _POLLNVAL = 1, 4, 8, 16, 32
@@ -95,13 +100,46 @@ def _take_turns(hub: Any, cur: Any) -> None:
         timer.close()
 
 
-def _getaddrinfo(host: str, port: int, family: int, type_: int) -> Any:
+def lookup(host: str, port: int, family: int, type_: int) -> Any:
     try:
         return gevent.socket.getaddrinfo(host, port, family, type_)[0][4]
     except UnicodeError as exc:  # "a..b": the IDNA codec refuses an empty label
         return OSError(None, f"invalid host name: {exc}")
     except OSError as exc:
         return exc
+
+
+class _Clock:
+    """When the first transfer checked in during the loop's current turn.
+
+    libev's own ``now()`` cannot tell: every timer started with ``update``
+    moves it.
+    """
+
+    __slots__ = ("iteration", "since")
+
+    def __init__(self) -> None:
+        self.iteration = -1
+        self.since = 0.0
+
+    def overdue(self, iteration: int) -> bool:
+        """True when a slice has passed since the first check of this turn."""
+        if self.iteration != iteration:
+            self.iteration = iteration
+            self.since = _monotonic()
+            return False
+        return bool(_monotonic() - self.since > _SLICE)
+
+
+_thread_local: Any = get_original("_thread", "_local")()
+
+
+def clock(loop: Any) -> _Clock:
+    """The ``_Clock`` of ``loop`` (one per hub, so one per thread)."""
+    found: tuple[Any, _Clock] | None = getattr(_thread_local, "clock", None)
+    if found is None or found[0] is not loop:
+        found = _thread_local.clock = (loop, _Clock())
+    return found[1]
 
 
 class IOWait:
@@ -116,6 +154,7 @@ class IOWait:
     __slots__ = (
         "_r",
         "_w",
+        "clock",
         "fd",
         "hub",
         "loop",
@@ -130,6 +169,7 @@ class IOWait:
     def __init__(self, fd: int) -> None:
         self.hub = hub = get_hub()
         self.loop = hub.loop
+        self.clock = clock(hub.loop)
         self.thread = get_thread_ident()
         self.fd = fd
         self._r: Any = None
@@ -179,28 +219,33 @@ class IOWait:
         ``HubWaitError`` from the hub greenlet.
         """
         if deadline is None:
-            return self._park(events, None, cur, slot)
+            return self._park(events, None, cur, slot, _DEADLINE)
         remaining = deadline - _monotonic()
         if remaining <= 0:
             return TIMEOUT
-        return self._park(events, remaining, cur, slot)
+        return self._park(events, remaining, cur, slot, _DEADLINE)
 
     def pause(self, cur: Any, slot: int) -> None:
-        """Give the loop one turn (due timers, polled I/O), then come back."""
-        self._park(0, 0.0, cur, slot)
+        """Give the loop one turn (due timers, polled I/O), then come back.
+
+        The zero timer has the lowest priority, so that everything else that
+        is ready in the next loop turn runs first, however many transfers
+        are pausing.
+        """
+        self._park(0, 0.0, cur, slot, _LAST)
 
     def overdue(self) -> bool:
-        """True when the loop has not polled for a time slice.
+        """True when cooperating transfers have held this loop turn for a slice.
 
         The caller first checks that it has itself run for a while
         (``monotonic() - turn``): a greenlet woken late in a long loop turn
         has not held the CPU, and yielding would only add a turn to its
-        latency.  The loop's clock, not the socket's, decides the rest, so
-        that several transfers that never wait share one slice.
+        latency.  The turn is measured on the hub's clock, shared by every
+        socket, so that several transfers that never wait share one slice.
         """
-        return bool(_wall() - self.loop.now() > _SLICE)
+        return self.clock.overdue(self.loop.iteration)
 
-    def _park(self, events: int, seconds: float | None, cur: Any, slot: int) -> int:
+    def _park(self, events: int, seconds: float | None, cur: Any, slot: int, prio: int) -> int:
         hub = self.hub
         if cur is hub:
             raise HubWaitError(
@@ -220,8 +265,7 @@ class IOWait:
                 w = self._w = self.loop.io(self.fd, 2)
             w.start(switch, 2)
         if seconds is not None:
-            # Priority -1: at equal times the deadline wins against ready data.
-            timer = self.loop.timer(seconds, 0, True, -1 if events else 0)
+            timer = self.loop.timer(seconds, 0, True, prio)
             timer.start(switch, TIMEOUT, update=True)
         if slot & 1:
             self.rpark = cur
@@ -253,7 +297,7 @@ class IOWait:
         runs in a greenlet of its own so that the deadline and ``close``
         can end the wait without disturbing gevent's resolver.
         """
-        job = gevent.spawn(_getaddrinfo, host, port, family, type_)
+        job = gevent.spawn(lookup, host, port, family, type_)
 
         def done(_job: Any) -> None:
             if self.wpark is cur:

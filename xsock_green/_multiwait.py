@@ -29,7 +29,6 @@ from greenlet import getcurrent
 from ._errors import BusyError, HubWaitError, WrongThreadError
 from ._hub import (
     _POLLNVAL,
-    _SLICE,
     CLOSED,
     TIMEOUT,
     _events_of,
@@ -37,7 +36,7 @@ from ._hub import (
     _poll_factory,
     _poll_mask,
     _take_turns,
-    _wall,
+    clock,
 )
 
 __all__ = ["MultiWait", "forget", "multiwait"]
@@ -255,7 +254,7 @@ class MultiWait:
             if found:
                 # Sockets that are always ready (a writable one) would
                 # otherwise let a wait loop hold the CPU.
-                if _wall() - loop.now() > _SLICE:
+                if clock(loop).overdue(loop.iteration):
                     _take_turns(hub, cur)
                 return found
             if poll:
