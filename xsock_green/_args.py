@@ -25,7 +25,7 @@ def data_view(data: object) -> Any:
     if cls is bytes:
         return data
     if cls is Bytes:
-        return cast(Bytes, data)._mv
+        return data._mv  # type: ignore[attr-defined]
     if isinstance(data, str):
         return data.encode("utf-8", "surrogateescape")
     if isinstance(data, (bytes, bytearray, memoryview)):

@@ -34,7 +34,7 @@ from greenlet import getcurrent
 
 from . import _hub
 from ._errors import SocketError, TimeoutError
-from ._options import Options, check_int, check_timeout
+from ._options import BLOCK, Options, check_int, check_timeout
 
 __all__ = [
     "ACCEPT",
@@ -205,45 +205,49 @@ class Core:
         sock = self._sock
         if sock is None or _ident() != io.thread:
             sock = self._live()
-        cur = getcurrent()
-        slot = 1 if kind & 1 else 2
-        if slot == 1:
+        if kind & 1:
+            slot = 1
             if io.rowner is not None:
                 raise io.busy(1)
-            if block:
-                io.rowner = cur
         else:
+            slot = 2
             if io.wowner is not None:
                 raise io.busy(2)
-            if block:
-                io.wowner = cur
+        # The slot is taken at the first switch to the hub: until then no
+        # other greenlet can run, so the call owns its direction throughout.
+        cur = None
         try:
-            timeout = o.get("timeout", -1)
-            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            if o is BLOCK or not o:
+                timeout = -1
+                deadline = None
+            else:
+                timeout = o.get("timeout", -1)
+                deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
             total = len(view)
-            done = 0
-            attempt = True
-            whole = False
-            stream = kind in (SEND, SENDFILE) or (kind == RECV and self._stream)
-            if stream:
-                if total == 0:
-                    return 0
-                if kind == RECV:
-                    whole = block and o.get("waitall", False)
-                    if block and self._rtry == _WAIT and timeout != 0:
-                        attempt = io.others_ready()
-                else:
-                    whole = block
+            done: int = 0
+            # A stream kind moves bytes: in block mode, until the view is
+            # done (send, sendfile, a waitall recv) or something arrived.
+            stream = (kind <= SEND and self._stream) or kind == SENDFILE
+            if not total and (stream or kind == SEND):
+                return 0  # an empty range moves nothing
+            whole = stream and block and (kind != RECV or (o is not BLOCK and o.get("waitall")))
+            attempt = (
+                kind != RECV
+                or self._rtry != _WAIT
+                or not block
+                or timeout == 0
+                or io.others_ready()
+            )
             events = slot
             while True:
+                pause = False
                 if attempt:
-                    piece = total - done
-                    if piece > CHUNK:
-                        piece = CHUNK
-                    if piece == total or kind == SENDFILE:
-                        v = view
+                    if done or total > CHUNK:
+                        piece = total - done if total - done < CHUNK else CHUNK
+                        v = view if kind == SENDFILE else memoryview(view)[done : done + piece]
                     else:
-                        v = memoryview(view)[done : done + piece]
+                        piece = total
+                        v = view
                     try:
                         if kind == RECV:
                             n = sock.recv_into(v, 0, self._rflags)
@@ -276,35 +280,30 @@ class Core:
                     except BlockingIOError:
                         n = -1
                     if n >= 0:
-                        if stream:
-                            if n == 0:  # a stream recv: the peer is done
-                                self._rtry = _TRY
-                                suffix = f" after {done} of {total} bytes" if done else ""
-                                raise _EndOfStream(None, "end of stream" + suffix)
+                        if not stream:
+                            if n > total and kind <= RECVFROM and kind & 1:
+                                self._last = self._truncated(n, total)
+                                return total
+                            done = n
+                        elif n:
                             done += n
                             if kind == RECV:
                                 self._rtry = _TRY if n == piece else _SHORT
                             elif self._rtry == _SHORT:
                                 self._rtry = _WAIT  # a reply after a short read
-                            finished = done == total or not whole
-                            if finished:
-                                self._last = None
-                        else:
-                            finished = True
-                            self._last = None
-                            if n > total and kind in (RECV, RECVFROM):
-                                self._last = self._truncated(n, total)
-                                n = total
-                            done = n
+                        else:  # a stream recv: the peer is done
+                            self._rtry = _TRY
+                            suffix = f" after {done} of {total} bytes" if done else ""
+                            raise _EndOfStream(None, "end of stream" + suffix)
+                        finished = not whole or done == total
                         if block and _monotonic() - io.turn > _GRACE and io.overdue():
-                            io.pause(cur, slot)
-                            if self._sock is not sock and not finished:
-                                raise self._closed()
-                        if finished:
-                            return int(done)
-                        if n == piece:
+                            pause = True
+                        elif finished:
+                            self._last = None
+                            return done
+                        elif n == piece:
                             continue
-                        # A short piece: the buffer is full (or drained).
+                        # else a short piece: the buffer is full (or drained)
                     elif self._shut and slot == 1:
                         raise _EndOfStream(None, "end of stream (shut down)")
                     elif not block:
@@ -312,7 +311,22 @@ class Core:
                         return -1
                     elif timeout == 0:
                         return self._timed_out(kind, done)
+                # Switch to the hub: a turn for the others, or a wait.
+                if cur is None:
+                    cur = getcurrent()
+                    if slot == 1:
+                        io.rowner = cur
+                    else:
+                        io.wowner = cur
                 attempt = True
+                if pause:
+                    io.pause(cur, slot)
+                    if finished:
+                        self._last = None
+                        return done
+                    if self._sock is not sock:
+                        raise self._closed()
+                    continue
                 if events:
                     result = io.wait(events, deadline, cur, slot)
                 else:
@@ -326,7 +340,7 @@ class Core:
                         raise self._closed()
                     return self._timed_out(kind, done)
         finally:
-            if block:
+            if cur is not None:
                 if slot == 1:
                     io.rowner = None
                 else:

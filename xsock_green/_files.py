@@ -20,11 +20,9 @@ from ._args import span
 from ._core import CHUNK, SEND, SENDFILE, Core
 from ._errors import TimeoutError
 from ._hub import monotonic as _monotonic
-from ._options import Options
+from ._options import EMPTY, Options
 
 __all__ = ["send_file"]
-
-_EMPTY: Options = {}
 
 
 def send_file(sock: Core, file: Any, o: Options, block: bool) -> int:
@@ -96,6 +94,6 @@ def _send_stream(sock: Core, f: IO[bytes], o: Options, block: bool) -> int:
             return sent
         left = None if deadline is None else max(0.0, deadline - _monotonic()) * 1000.0
         try:
-            sent += sock._move(SEND, piece, True, _EMPTY if left is None else {"timeout": left})
+            sent += sock._move(SEND, piece, True, EMPTY if left is None else {"timeout": left})
         except TimeoutError as exc:
             raise TimeoutError(f"{sock}: sendfile timeout", sent + exc.moved) from None

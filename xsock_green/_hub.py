@@ -209,7 +209,9 @@ class IOWait:
         loop = self.loop
         return bool(loop.pendingcnt or loop._callbacks)
 
-    def wait(self, events: int, deadline: float | None, cur: Any, slot: int) -> int:
+    def wait(
+        self, events: int, deadline: float | None, cur: Any, slot: int, prio: int = _DEADLINE
+    ) -> int:
         """Switch ``cur`` (the owner of ``slot``) out until the descriptor is ready.
 
         ``events`` (1 read, 2 write, 3 both, 0 none: only the deadline) are
@@ -218,42 +220,22 @@ class IOWait:
         or ``CLOSED`` when the socket was closed meanwhile.  Raises
         ``HubWaitError`` from the hub greenlet.
         """
-        if deadline is None:
-            return self._park(events, None, cur, slot, _DEADLINE)
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            return TIMEOUT
-        return self._park(events, remaining, cur, slot, _DEADLINE)
-
-    def pause(self, cur: Any, slot: int) -> None:
-        """Give the loop one turn (due timers, polled I/O), then come back.
-
-        The zero timer has the lowest priority, so that everything else that
-        is ready in the next loop turn runs first, however many transfers
-        are pausing.
-        """
-        self._park(0, 0.0, cur, slot, _LAST)
-
-    def overdue(self) -> bool:
-        """True when cooperating transfers have held this loop turn for a slice.
-
-        The caller first checks that it has itself run for a while
-        (``monotonic() - turn``): a greenlet woken late in a long loop turn
-        has not held the CPU, and yielding would only add a turn to its
-        latency.  The turn is measured on the hub's clock, shared by every
-        socket, so that several transfers that never wait share one slice.
-        """
-        return self.clock.overdue(self.loop.iteration)
-
-    def _park(self, events: int, seconds: float | None, cur: Any, slot: int, prio: int) -> int:
         hub = self.hub
         if cur is hub:
             raise HubWaitError(
                 "cannot wait from the hub greenlet (a watcher callback); "
                 "spawn a greenlet for blocking socket calls"
             )
+        timer = None
+        if deadline is not None:
+            seconds = deadline - _monotonic()
+            if seconds <= 0:
+                if prio != _LAST:
+                    return TIMEOUT
+                seconds = 0.0
+            timer = self.loop.timer(seconds, 0, True, prio)
         switch = cur.switch
-        r = w = timer = None
+        r = w = None
         if events & 1:
             r = self._r
             if r is None:
@@ -264,8 +246,7 @@ class IOWait:
             if w is None:
                 w = self._w = self.loop.io(self.fd, 2)
             w.start(switch, 2)
-        if seconds is not None:
-            timer = self.loop.timer(seconds, 0, True, prio)
+        if timer is not None:
             timer.start(switch, TIMEOUT, update=True)
         if slot & 1:
             self.rpark = cur
@@ -286,6 +267,26 @@ class IOWait:
                 timer.close()
             self.turn = _monotonic()
         return result
+
+    def pause(self, cur: Any, slot: int) -> None:
+        """Give the loop one turn (due timers, polled I/O), then come back.
+
+        The zero timer has the lowest priority, so that everything else that
+        is ready in the next loop turn runs first, however many transfers
+        are pausing.
+        """
+        self.wait(0, _monotonic(), cur, slot, _LAST)
+
+    def overdue(self) -> bool:
+        """True when cooperating transfers have held this loop turn for a slice.
+
+        The caller first checks that it has itself run for a while
+        (``monotonic() - turn``): a greenlet woken late in a long loop turn
+        has not held the CPU, and yielding would only add a turn to its
+        latency.  The turn is measured on the hub's clock, shared by every
+        socket, so that several transfers that never wait share one slice.
+        """
+        return self.clock.overdue(self.loop.iteration)
 
     def resolve(
         self, host: str, port: int, family: int, type_: int, deadline: float | None, cur: Any

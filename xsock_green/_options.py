@@ -14,9 +14,14 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["check_int", "check_port", "check_timeout", "options"]
+__all__ = ["BLOCK", "EMPTY", "check_int", "check_port", "check_timeout", "options"]
 
 Options = Mapping[str, Any]
+
+#: What ``options`` returns for no options and for xmake's ``{block = true}``:
+#: the transfer core recognises them by identity and reads nothing from them.
+EMPTY: Options = {}
+BLOCK: Options = {"block": True}
 
 
 def _bool(key: str, value: object) -> None:
@@ -83,7 +88,9 @@ def options(
     merging, so the common call costs no copy).  A literal table of flags
     such as ``{"block": True}`` takes the first branch of each test.
     """
-    if type(opt) is dict and not kw:  # the common call: one literal table
+    if opt.__class__ is dict and not kw:  # the common call: one literal table
+        if opt == BLOCK and opt["block"] is True and "block" in allowed:
+            return BLOCK  # xmake's {block = true}, the table of nearly every call
         merged: Options = opt
     elif opt is None:
         merged = kw

@@ -47,11 +47,10 @@ from ._constants import (
 from ._core import ACCEPT, CONNECT, RECV, RECVFROM, SEND, SENDTO, Core, xmake
 from ._errors import SocketError, TimeoutError
 from ._files import send_file
-from ._options import Options, check_int, check_port, options
+from ._options import BLOCK, EMPTY, Options, check_int, check_port, options
 
 __all__ = ["Socket"]
 
-_EMPTY: Options = {}
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
@@ -277,13 +276,17 @@ class Socket(Core):
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o = options("send", _K_SEND, opt, kw) if opt is not None or kw else _EMPTY
+        o = options("send", _K_SEND, opt, kw) if opt is not None or kw else EMPTY
         view = data_view(data)
-        if "start" in o or "last" in o:
-            begin, end = span(o, len(view))
-            view = memoryview(view)[begin:end]
+        if o is BLOCK:
+            block = True
+        else:
+            block = o.get("block", self._block)
+            if "start" in o or "last" in o:
+                begin, end = span(o, len(view))
+                view = memoryview(view)[begin:end]
         try:
-            n = self._move(SEND, view, o.get("block", self._block), o)
+            n = self._move(SEND, view, block, o)
         except TimeoutError:
             raise
         except OSError as exc:
@@ -309,17 +312,19 @@ class Socket(Core):
         """
         if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
             size, opt = None, size  # recv(buff, {...})
-        o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else _EMPTY
+        o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else EMPTY
         target = _target(buff, size, o)
         try:
-            n = self._move(RECV, target, o.get("block", self._block), o)
+            n = self._move(RECV, target, True if o is BLOCK else o.get("block", self._block), o)
         except TimeoutError:
             raise
         except OSError as exc:
             return self._failed(exc, _FAILED_RECV)
-        if n > 0 or (n == 0 and not self._stream):
-            return n, received(target, n)
-        return _NOTHING_RECV
+        if n < 0 or (n == 0 and self._stream):
+            return _NOTHING_RECV
+        data = _new(Bytes)
+        data._mv = target if n == len(target) else target[:n]
+        return n, data
 
     # -- datagrams --------------------------------------------------------
 
@@ -335,7 +340,7 @@ class Socket(Core):
         Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
         The timeout covers resolving a host name too.
         """
-        o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else _EMPTY
+        o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
         if self._type != UDP:
             self._udp_only("sendto")
         view = data_view(data)
@@ -375,10 +380,10 @@ class Socket(Core):
         """
         if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
             size, opt = None, size
-        o = options("recvfrom", _K_DGRAM, opt, kw) if opt is not None or kw else _EMPTY
+        o = options("recvfrom", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
         if self._type != UDP:
             self._udp_only("recvfrom")
-        target = _target(buff, size, _EMPTY)
+        target = _target(buff, size, EMPTY)
         try:
             n = self._move(RECVFROM, target, o.get("block", self._block), o)
         except OSError as exc:
