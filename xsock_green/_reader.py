@@ -47,7 +47,9 @@ class Reader:
     * ``(0, None)`` on timeout: nothing is consumed, what arrived stays
       buffered for the next call;
     * ``(-1, None)`` on end of stream, failure, or a line over ``limit``;
-      bytes that arrived stay in ``buffered()``, and ``last_error`` says why.
+      bytes that arrived stay in ``buffered()``, and ``last_error`` says why
+      (for a line over ``limit`` its ``errno`` is ``errno.EMSGSIZE``, for a
+      timeout ``errno.ETIMEDOUT``).
 
     Calls wait the way the socket's block calls do: inside a greenlet they
     yield, from the main greenlet they block.  Do not mix ``sock.recv`` with
