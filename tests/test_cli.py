@@ -444,3 +444,17 @@ def test_no_arguments_runs_the_demonstration() -> None:
     assert rows["errors"] == "0"
     assert int(rows["requests"].replace(",", "")) > 1000
     assert 5.0 <= elapsed < 20
+    # Two closing lines: what the numbers mean (with the figure from
+    # docs/BENCHMARKS.md) and which example to run next.
+    meaning, after = out.strip().splitlines()[-2:]
+    assert meaning.startswith("What the numbers mean:") and "docs/BENCHMARKS.md" in meaning
+    assert re.search(r"serves \d+\.\d+x the requests/s of gevent's StreamServer", meaning)
+    assert after.startswith("Next: run 'python examples/chat_server.py'")
+
+
+def test_demo_epilogue_without_the_benchmarks_document(tmp_path: Path) -> None:
+    from xsock_green._cli import _stream_server_ratio
+
+    assert _stream_server_ratio(tmp_path / "missing.md") is None
+    (tmp_path / "changed.md").write_text("# Benchmarks\n\nnothing measured yet\n")
+    assert _stream_server_ratio(tmp_path / "changed.md") is None

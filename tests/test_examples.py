@@ -13,8 +13,10 @@ import hashlib
 import http.client
 import os
 import re
+import signal
 import socket as std_socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,8 @@ COVERED = {
     "file_client.py": "test_file_server_and_client",
     "http_server.py": "test_http_server",
     "monkey_mix.py": "test_monkey_mix",
+    "chat_server.py": "test_chat_server",
+    "redis_server.py": "test_redis_server",
 }
 
 
@@ -224,3 +228,113 @@ def test_clients_fail_cleanly_without_a_server(name: str) -> None:
             status, out, err = client.finish()
     assert (status, out) == (1, "")
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def _connect(port: int, rcvbuf: int | None = None) -> std_socket.socket:
+    sock = std_socket.socket(std_socket.AF_INET, std_socket.SOCK_STREAM)
+    if rcvbuf is not None:  # before connect, so the window starts small
+        sock.setsockopt(std_socket.SOL_SOCKET, std_socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_chat_server() -> None:
+    """Broadcast reaches the readers; one that never reads is dropped; SIGTERM stops it."""
+    with Child(example("chat_server.py", "--queue", "20")) as server:
+        port = server.port()
+        watcher = _connect(port)
+        slow = _connect(port, rcvbuf=4096)
+        flooder = _connect(port)
+        collector: threading.Thread | None = None
+        try:
+            watched = watcher.makefile("rb")
+            assert watched.readline() == b"* welcome, client 1; 0 other(s) here\n"
+            assert watched.readline() == b"* client 2 joined\n"
+            assert watched.readline() == b"* client 3 joined\n"
+            assert flooder.makefile("rb").readline() == b"* welcome, client 3; 2 other(s) here\n"
+            for number in (1, 2, 3):
+                assert server.readline().startswith(f"client {number} joined from 127.0.0.1:")
+            # The watcher reads while the flooder sends 800 KB that the slow client
+            # never reads: the slow one's queue fills and it is dropped.
+            lines = [b"%04d " % i + b"x" * 994 + b"\n" for i in range(800)]
+            got: list[bytes] = []
+
+            def collect() -> None:
+                while True:
+                    line = watched.readline()
+                    got.append(line)
+                    if not line or line == b"client 3: done\n":
+                        return
+
+            collector = threading.Thread(target=collect, daemon=True)
+            collector.start()
+            flooder.sendall(b"".join(lines) + b"done\n")
+            collector.join(timeout=30)
+            assert not collector.is_alive(), "the watcher did not get every line"
+            assert server.readline() == "client 2 dropped: 20 messages waiting"
+            assert b"* client 2 dropped (too slow)\n" in got
+            got.remove(b"* client 2 dropped (too slow)\n")
+            assert got == [b"client 3: " + line for line in [*lines, b"done\n"]]
+            server.proc.send_signal(signal.SIGTERM)
+            assert watched.readline() == b"* server shutting down\n"
+            assert watched.readline() == b""  # then the server closes the connection
+            status, out, err = server.finish()
+        finally:
+            if collector is not None:
+                watcher.shutdown(std_socket.SHUT_RDWR)
+                collector.join(timeout=5)
+            for sock in (watcher, slow, flooder):
+                sock.close()
+    assert (status, err) == (0, "")
+    assert out == "stopped by SIGTERM\nchat server stopped after 3 client(s)\n"
+
+
+def _resp(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def test_redis_server() -> None:
+    """RESP commands, pipelined in one send and split byte by byte, and inline ones."""
+    with Child(example("redis_server.py", "--count", "2")) as server:
+        port = server.port()
+        value = b"binary\r\nsafe\x00value"
+        requests = b"".join(
+            [
+                _resp(b"SET", b"key", value),
+                _resp(b"GET", b"key"),
+                _resp(b"INCR", b"n"),
+                _resp(b"incr", b"n"),
+                b"PING\r\n",  # inline, as typed into socat
+                _resp(b"GET", b"missing"),
+                _resp(b"EXISTS", b"key", b"n", b"nope"),
+                _resp(b"NOPE"),
+                _resp(b"GET"),
+                _resp(b"QUIT"),
+            ]
+        )
+        expected = b"".join(
+            [
+                b"+OK\r\n",
+                b"$%d\r\n%s\r\n" % (len(value), value),
+                b":1\r\n",
+                b":2\r\n",
+                b"+PONG\r\n",
+                b"$-1\r\n",
+                b":2\r\n",
+                b"-ERR unknown command 'NOPE', with args beginning with: \r\n",
+                b"-ERR wrong number of arguments for 'get' command\r\n",
+                b"+OK\r\n",
+            ]
+        )
+        with _connect(port) as pipelined:
+            pipelined.sendall(requests)
+            assert pipelined.makefile("rb").read() == expected  # read to end of stream
+        with _connect(port) as trickle:
+            trickle.setsockopt(std_socket.IPPROTO_TCP, std_socket.TCP_NODELAY, 1)
+            for i in range(len(requests)):
+                trickle.sendall(requests[i : i + 1])
+            assert trickle.makefile("rb").read() == expected.replace(b":1\r\n:2", b":3\r\n:4")
+        status, out, err = server.finish()
+    assert (status, err) == (0, "")
+    assert out.splitlines()[-1] == "redis server stopped: 2 key(s)"

@@ -49,6 +49,13 @@ def test_socket_methods_documented() -> None:
         assert inspect.getdoc(getattr(xsock_green.Socket, name)), name
 
 
+def test_reader_methods_documented() -> None:
+    assert "Reader" in xsock_green.__all__
+    for name in ["readline", "readuntil", "readexactly", "read", "buffered", "sock"]:
+        assert inspect.getdoc(getattr(xsock_green.Reader, name)), name
+    assert "last_error" in socket.__all__ and inspect.getdoc(socket.last_error)
+
+
 def test_scheduler_and_poller_names() -> None:
     for module in (xsock_green.scheduler, xsock_green.poller):
         assert inspect.getdoc(module)

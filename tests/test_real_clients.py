@@ -1,4 +1,5 @@
-"""Real, independent peers: ``socat`` against ``xsock echo-server``, ``curl`` against HTTP.
+"""Real, independent peers: ``socat`` against ``xsock echo-server`` and the chat
+example, ``curl`` against HTTP, ``redis-cli`` against the Redis example.
 
 These prove that what xsock_green puts on the wire is what other programs
 expect, with no xsock_green code on the other side.  Each test is skipped,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,10 @@ needs_socat = pytest.mark.skipif(
 )
 needs_curl = pytest.mark.skipif(
     shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)"
+)
+needs_redis_cli = pytest.mark.skipif(
+    shutil.which("redis-cli") is None,
+    reason="redis-cli is not installed (apt-get install redis-tools)",
 )
 
 
@@ -80,3 +86,64 @@ def test_curl_fetches_from_the_http_example() -> None:
     # The second page came over the same, persistent connection.
     assert hello == "hello from xsock_green\n\n[200 0]\n"
     assert (status, err) == (0, "")
+
+
+@needs_socat
+def test_socat_clients_chat_through_the_chat_example() -> None:
+    with Child([sys.executable, str(EXAMPLES / "chat_server.py")]) as server:
+        address = f"TCP:127.0.0.1:{server.port()}"
+        with Child(["socat", "-", address], stdin=subprocess.PIPE) as alice:
+            # Bob starts once Alice is in, so that the numbers are known.
+            assert alice.readline() == "* welcome, client 1; 0 other(s) here"
+            with Child(["socat", "-", address], stdin=subprocess.PIPE) as bob:
+                assert alice.readline() == "* client 2 joined"  # bob is connected now
+                assert bob.readline() == "* welcome, client 2; 1 other(s) here"
+                bob.write(b"hello from socat\n")
+                assert alice.readline() == "client 2: hello from socat"
+                alice.write(b"hi bob\n")
+                assert bob.readline() == "client 1: hi bob"
+                bob.close_stdin()  # socat half-closes; the server sees bob leave
+                assert alice.readline() == "* client 2 left"
+                assert bob.finish() == (0, "", "")
+            server.proc.send_signal(signal.SIGTERM)
+            assert alice.readline() == "* server shutting down"
+            alice.close_stdin()
+            assert alice.finish() == (0, "", "")
+        status, out, err = server.finish()
+    assert (status, err) == (0, "")
+    assert out.endswith(
+        "client 2 left\nstopped by SIGTERM\nchat server stopped after 2 client(s)\n"
+    )
+
+
+@needs_redis_cli
+def test_redis_cli_talks_to_the_redis_example() -> None:
+    with Child([sys.executable, str(EXAMPLES / "redis_server.py"), "--count", "7"]) as server:
+        port = str(server.port())
+
+        def cli(*args: str, input: bytes | None = None) -> str:
+            done = subprocess.run(
+                ["redis-cli", "-h", "127.0.0.1", "-p", port, *args],
+                input=input,
+                capture_output=True,
+                timeout=20,
+            )
+            assert (done.returncode, done.stderr) == (0, b""), done
+            return done.stdout.decode()
+
+        assert cli("PING") == "PONG\n"
+        assert cli("SET", "greeting", "hello world") == "OK\n"
+        assert cli("GET", "greeting") == "hello world\n"
+        assert cli("INCR", "visits") == "1\n"
+        # Mass insertion: 2,000 RESP commands in one stream, replies counted.
+        commands = b"".join(
+            b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(k), k)
+            for k in (b"key:%d" % i for i in range(2000))
+        )
+        piped = cli("--pipe", input=commands)
+        assert "errors: 0, replies: 2000" in piped, piped
+        assert cli("DBSIZE") == "2002\n"
+        assert cli("GET", "key:1999") == "v\n"
+        status, out, err = server.finish()
+    assert (status, err) == (0, "")
+    assert out.splitlines()[-1] == "redis server stopped: 2002 key(s)"

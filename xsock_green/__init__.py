@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import poller, scheduler, socket
 from ._bytes import Bytes
 from ._errors import BusyError, HubWaitError, SocketError, TimeoutError, WrongThreadError
+from ._reader import Reader
 from ._socket import Socket
 from ._version import __version__
 
@@ -21,6 +22,7 @@ __all__ = [
     "BusyError",
     "Bytes",
     "HubWaitError",
+    "Reader",
     "Socket",
     "SocketError",
     "TimeoutError",

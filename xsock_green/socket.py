@@ -7,8 +7,11 @@ as ``import("core.base.socket")``.  The methods live on ``Socket``.
 from __future__ import annotations
 
 import _socket
+import errno as _errno
 from collections.abc import Callable
 from typing import Any
+
+from gevent.local import local as _GreenletLocal
 
 from ._constants import (
     _AF,
@@ -66,6 +69,7 @@ __all__ = [
     "bind_unix",
     "connect",
     "connect_unix",
+    "last_error",
     "open",
     "tcp",
     "udp",
@@ -191,11 +195,44 @@ def _only(o: Options, key: str) -> Options:
     return {key: o[key]} if key in o else {}
 
 
+class _Why(_GreenletLocal):  # type: ignore[misc]
+    """Per-greenlet: why this greenlet's last module-level connect failed."""
+
+    error: OSError | None = None
+
+
+_why = _Why()
+
+
+def last_error() -> OSError | None:
+    """Why the last module-level ``connect``/``connect_unix`` in this greenlet returned ``None``.
+
+    A ``SocketError`` as ``sock.last_error`` gives it (``"<socket: tcp4/7>:
+    connection refused"``, or ``"... connect timed out"`` after a timeout);
+    ``None`` after a connect that succeeded, or before any.  Each greenlet
+    sees its own.
+    """
+    return _why.error
+
+
 def _connected(sock: Socket, connect: Callable[[], int]) -> Socket | None:
-    """``sock`` once ``connect()`` succeeded; otherwise it is closed."""
+    """``sock`` once ``connect()`` succeeded; otherwise it is closed.
+
+    Records why in the calling greenlet, for ``last_error()``.
+    """
+    why = _why
+    why.error = None
     try:
-        if connect() == 1:
+        result = connect()
+        if result == 1:
             return sock
+        err = sock.last_error
+        if result == 0 or err is None:
+            err = SocketError(_errno.ETIMEDOUT, f"{sock}: connect timed out")
+        elif err.__traceback__ is not None:
+            # Keep the reason, not the frames (and through them the socket).
+            err = SocketError(err.errno, str(err))
+        why.error = err
     except BaseException:
         sock.close()
         raise
