@@ -12,9 +12,11 @@ pipe, and that it died from a pidfd that becomes readable; it restarts a
 worker that dies unexpectedly.  On ``SIGINT``/``SIGTERM`` it sends
 ``SIGTERM`` to every worker, which stops its server gracefully, and returns
 once all have exited (``SIGKILL`` for those still there ``stop_timeout`` plus
-a grace period later, or at a second signal).  A worker asks the kernel for
-``SIGTERM`` when its supervisor dies (``PR_SET_PDEATHSIG``), so none outlives
-it, even when it is killed with ``SIGKILL``.
+a grace period later, or at a second signal).  Workers ignore ``SIGINT``: a
+Ctrl-C reaches the whole process group, and the supervisor alone decides.
+A worker asks the kernel for ``SIGTERM`` when its supervisor dies
+(``PR_SET_PDEATHSIG``), so none outlives it, even when it is killed with
+``SIGKILL``.
 
 Forking happens only in the supervisor's main loop.  A worker starts as a
 copy of the supervisor, so it first kills the copies of the supervisor's
@@ -209,6 +211,8 @@ class _Supervisor:
                     continue
                 self.stopping = True
                 self.signal_name = args[0]
+                if not self.workers:
+                    return
                 self._signal_all(signal.SIGTERM)
                 if self.stop_timeout != -1:
                     delay = self.stop_timeout / 1000 + _GRACE
@@ -336,9 +340,11 @@ class _Supervisor:
 
     def _work(self, mask: Any) -> int:
         stop = Event()
-        own = [gevent.signal_handler(sig, stop.set) for sig in _STOP_SIGNALS]
+        own = gevent.signal_handler(signal.SIGTERM, stop.set)
         for copied in self.signal_handlers:
             copied.cancel()
+        # Ctrl-C reaches the whole process group: the supervisor alone decides.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if not _die_with_parent(self.pid):
             return 0
@@ -354,6 +360,5 @@ class _Supervisor:
             stop.wait()
         finally:
             srv.stop(self.stop_timeout)
-            for handler in own:
-                handler.cancel()
+            own.cancel()
         return 0
