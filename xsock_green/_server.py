@@ -268,7 +268,8 @@ class Server:
         finally:
             conn.close()
             self._running.pop(getcurrent(), None)
-            self._room.set()
+            if self._max > 0:
+                self._room.set()
 
     def _receive_loop(self) -> None:
         sock, running, handler, backoff = self._sock, self._running, self._handler, _Backoff()
