@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -515,3 +518,13 @@ def test_nodelay_is_set_on_accepted_sockets_unless_turned_off(started: Any) -> N
         with client:
             client.recv(Bytes(4), None, {"block": True, "timeout": LONG_MS})
     assert seen == {"on": True, "off": False}
+
+
+def test_the_readme_server_example_runs() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    block = re.search(r"## Servers\n.*?```python\n(.*?)```", readme.read_text(), re.S)
+    assert block is not None, "README has no server example"
+    out = subprocess.run(
+        [sys.executable, "-c", block.group(1)], capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "4 ping 1\n0\n", "")
