@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -528,3 +529,14 @@ def test_the_readme_server_example_runs() -> None:
         [sys.executable, "-c", block.group(1)], capture_output=True, text=True, timeout=60
     )
     assert (out.returncode, out.stdout, out.stderr) == (0, "4 ping 1\n0\n", "")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_on_a_port_in_use_raises_and_leaves_signals_alone(workers: int) -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with socket.bind("127.0.0.1", 0) as taken:
+        assert taken.listen(1)
+        port = taken.sockname()[1]
+        with pytest.raises(SocketError, match="address already in use"):
+            server.run(echo, "127.0.0.1", port, {"workers": workers})
+    assert {sig: signal.getsignal(sig) for sig in before} == before

@@ -168,11 +168,17 @@ class _Supervisor:
         self.count = count
         self.ready = ready
         self.stop_timeout: float = start_opts.get("stop_timeout", 5000)
+        self.ready_r, self.ready_w = os.pipe()
         bind_opt = {"reuseport": True}
         if "family" in start_opts:
             bind_opt["family"] = start_opts["family"]
-        # Bound, never listening: it picks and holds the port, takes no connections.
-        self.reserved: Socket = socket.bind(addr, port, bind_opt)
+        try:
+            # Bound, never listening: it picks and holds the port, takes no connections.
+            self.reserved: Socket = socket.bind(addr, port, bind_opt)
+        except BaseException:
+            os.close(self.ready_r)
+            os.close(self.ready_w)
+            raise
         self.address = self.reserved.sockname()
         self.port: int = self.address[1]
         self.pid = os.getpid()
@@ -184,7 +190,6 @@ class _Supervisor:
         self.announced = False
         self.stopping = False
         self.signal_name = ""
-        self.ready_r, self.ready_w = os.pipe()
         gevent.os.make_nonblocking(self.ready_r)
         self.pending = b""
 
