@@ -540,3 +540,28 @@ def test_run_on_a_port_in_use_raises_and_leaves_signals_alone(workers: int) -> N
         with pytest.raises(SocketError, match="address already in use"):
             server.run(echo, "127.0.0.1", port, {"workers": workers})
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+@pytest.mark.parametrize("timeout", [LONG_MS, 0])
+def test_udp_stop_lets_a_running_handler_reply_or_stops_it(timeout: int) -> None:
+    go = gevent.event.Event()
+    replied: list[int] = []
+
+    def handler(sock: Socket, data: Bytes, addr: str, port: int) -> None:
+        go.wait()
+        replied.append(sock.sendto(bytes(data), addr, port, {"block": True}))
+
+    srv = server.start_udp(handler, "127.0.0.1", 0)
+    with socket.udp() as client:
+        client.sendto("late", "127.0.0.1", srv.sockname()[1], {"block": True})
+        until(lambda: srv.connections() == 1)
+        if timeout:
+            gevent.spawn_later(0.05, go.set)
+            assert srv.stop(timeout) == 0
+            assert replied == [4]
+            _n, data, _, _ = client.recvfrom(Bytes(16), None, {"block": True, "timeout": LONG_MS})
+            assert data is not None and data.str() == "late"
+        else:
+            assert srv.stop(0) == 1
+            assert replied == [] and srv.connections() == 0
+    assert srv.closed() and srv.stop() == 0

@@ -144,7 +144,8 @@ class Server:
         #: Milliseconds ``server.run`` gives handlers when it stops on a signal.
         self.stop_timeout: float = o.get("stop_timeout", 5000)
         self._address = sock.sockname()
-        self._running: dict[gevent.Greenlet, Socket | None] = {}
+        self._running: dict[gevent.Greenlet, Socket] = {}
+        self._busy = False  # a UDP handler is running (in the loop's greenlet)
         self._room = Event()  # set when a handler ends: the accept loop may go on
         self._stopping = Event()  # set once: ends the loop's backoff sleeps
         self._stopped = Event()
@@ -154,7 +155,7 @@ class Server:
 
     def __repr__(self) -> str:
         kind = "udp" if self._datagram else "unix" if self._unix_file is not None else "tcp"
-        state = "closed" if self._closing else f"connections={len(self._running)}"
+        state = "closed" if self._closing else f"connections={self.connections()}"
         return f"<xsock_green.server.Server {kind} {self._address!r} {state}>"
 
     # -- what a user asks -------------------------------------------------
@@ -165,7 +166,7 @@ class Server:
 
     def connections(self) -> int:
         """The number of handlers running now."""
-        return len(self._running)
+        return len(self._running) + self._busy
 
     def closed(self) -> bool:
         """``True`` once ``stop`` has begun: the listener is closed."""
@@ -197,11 +198,14 @@ class Server:
         self._stopping.set()
         self._room.set()
         me = getcurrent()
-        if not (self._datagram and self._running):
+        busy_udp = self._busy and self._loop is not me
+        if not busy_udp:
             # A UDP handler replies on the server's socket: it stays open for it.
             self._sock.close()
         self._remove_unix_file()
         others = [g for g in self._running if g is not me]
+        if busy_udp:
+            others.append(self._loop)
         if others and timeout != 0:
             gevent.joinall(others, timeout=None if timeout == -1 else timeout / 1000)
         self._sock.close()
@@ -272,22 +276,20 @@ class Server:
                 self._room.set()
 
     def _receive_loop(self) -> None:
-        sock, running, handler, backoff = self._sock, self._running, self._handler, _Backoff()
-        me = getcurrent()
+        sock, handler, backoff = self._sock, self._handler, _Backoff()
+        recvfrom = sock.recvfrom
         buff = Bytes(_DATAGRAM_MAX)
         while not self._closing:
-            n, data, addr, port = sock.recvfrom(buff, _DATAGRAM_MAX, _BLOCK)
-            if self._closing:
-                return
+            n, data, addr, port = recvfrom(buff, _DATAGRAM_MAX, _BLOCK)
             if n < 0 or data is None or addr is None or port is None:
-                if sock.rawfd() == -1:
+                if self._closing or sock.rawfd() == -1:
                     return
                 if n < 0:
                     self._stopping.wait(backoff.failed("recvfrom", sock.last_error))
                 continue
             if backoff.failures:
                 backoff.succeeded()
-            running[me] = None
+            self._busy = True
             try:
                 handler(sock, data, addr, port)
             except Exception:
@@ -298,7 +300,7 @@ class Server:
                     exc_info=True,
                 )
             finally:
-                running.pop(me, None)
+                self._busy = False
 
     def _remove_unix_file(self) -> None:
         """Remove the socket file this server made, if it is still that file."""
