@@ -424,7 +424,7 @@ class Bench:
 
     def run(self) -> None:
         self.server_names = []
-        for name in self.ns.only or list(SERVERS):
+        for name in self.ns.only or [n for n, s in SERVERS.items() if s.default]:
             why = peer_missing(name)
             if why:
                 self.skipped[name] = why
@@ -752,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
             "servers": [
                 {"name": s.name, "about": s.about, "skipped": bench.skipped.get(s.name)}
                 for s in SERVERS.values()
-                if not ns.only or s.name in ns.only
+                if (s.name in ns.only if ns.only else s.default)
             ],
             "notes": bench.notes,
             "runs": bench.runs,

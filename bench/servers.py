@@ -46,6 +46,7 @@ class Args:
     role: str
     path: str
     backlog: int
+    workers: int = 1
 
 
 def ready(port: int | None, path: str | None = None) -> None:
@@ -83,23 +84,11 @@ def announce(sock: Any, a: Args) -> None:
 # -- xsock_green -------------------------------------------------------------
 
 
-def serve_xsock_green(a: Args) -> None:
-    import gevent
-
+def xsock_green_handler(role: str) -> Callable[[Any], None]:
+    """The per-connection loop both xsock_green servers run: the same code."""
     from xsock_green import Bytes, Socket
-    from xsock_green import socket as xs
 
     block = {"block": True}
-
-    if a.transport == "udp":
-        u = xs.udp()
-        u.bind(HOST, 0)
-        ready(u.sockname()[1])
-        ubuf = Bytes(READ)
-        while True:
-            n, data, peer, port = u.recvfrom(ubuf, READ, block)
-            if n > 0 and peer is not None and port is not None:
-                u.sendto(data, peer, port, block)
 
     def echo(c: Socket) -> None:
         buff = Bytes(BUF_MIN)
@@ -129,10 +118,39 @@ def serve_xsock_green(a: Args) -> None:
         finally:
             c.close()
 
+    return echo if role == "echo" else sink
+
+
+def xsock_green_udp(block: dict[str, bool]) -> Callable[[Any, Any, str, int], None]:
+    def reply(sock: Any, data: Any, peer: str, port: int) -> None:
+        sock.sendto(data, peer, port, block)
+
+    return reply
+
+
+def serve_xsock_green(a: Args) -> None:
+    """The hand-written accept loop: accept, set TCP_NODELAY, spawn."""
+    import gevent
+
+    from xsock_green import Bytes
+    from xsock_green import socket as xs
+
+    block = {"block": True}
+
+    if a.transport == "udp":
+        u = xs.udp()
+        u.bind(HOST, 0)
+        ready(u.sockname()[1])
+        ubuf = Bytes(READ)
+        while True:
+            n, data, peer, port = u.recvfrom(ubuf, READ, block)
+            if n > 0 and peer is not None and port is not None:
+                u.sendto(data, peer, port, block)
+
     srv = xs.bind_unix(a.path) if a.transport == "unix" else xs.bind(HOST, 0)
     srv.listen(a.backlog)
     announce(srv, a)
-    handler = echo if a.role == "echo" else sink
+    handler = xsock_green_handler(a.role)
     tcp = a.transport == "tcp"
     while True:
         c = srv.accept()
@@ -141,6 +159,34 @@ def serve_xsock_green(a: Args) -> None:
         if tcp:
             c.ctrl(xs.CTRL_SET_TCP_NODELAY, True)
         gevent.spawn(handler, c)
+
+
+def serve_xsock_green_server(a: Args) -> None:
+    """The same handler under ``xsock_green.server`` (``start``, ``start_unix``, ``start_udp``)."""
+    from xsock_green import server
+
+    if a.transport == "udp":
+        srv = server.start_udp(xsock_green_udp({"block": True}), HOST, 0)
+        ready(srv.sockname()[1])
+    elif a.transport == "unix":
+        srv = server.start_unix(xsock_green_handler(a.role), a.path, backlog=a.backlog)
+        ready(None, a.path)
+    else:
+        srv = server.start(xsock_green_handler(a.role), HOST, 0, backlog=a.backlog)
+        ready(srv.sockname()[1])
+    srv.serve_forever()
+
+
+def serve_xsock_green_workers(a: Args) -> None:
+    """``server.run`` with ``--workers`` processes (TCP); the harness sees the supervisor."""
+    from xsock_green import server
+
+    server.run(
+        xsock_green_handler(a.role),
+        HOST,
+        0,
+        {"backlog": a.backlog, "workers": a.workers, "ready": lambda addr: ready(addr[1])},
+    )
 
 
 # -- gevent ------------------------------------------------------------------
@@ -504,6 +550,7 @@ class Server:
     needs: tuple[str, ...]  # modules that must be importable
     transports: frozenset[str]
     about: str
+    default: bool = True  # part of a run without --only
 
 
 _STREAMS = frozenset({"tcp", "unix"})
@@ -518,6 +565,22 @@ SERVERS: dict[str, Server] = {
             ("xsock_green", "gevent"),
             _ALL,
             "a greenlet per connection, block-mode recv/send into a Bytes",
+        ),
+        Server(
+            "xsock_green_server",
+            serve_xsock_green_server,
+            ("xsock_green", "gevent"),
+            _ALL,
+            "the same handler under xsock_green.server.start (accept loop, max_conns, stop)",
+            default=False,
+        ),
+        Server(
+            "xsock_green_workers",
+            serve_xsock_green_workers,
+            ("xsock_green", "gevent"),
+            frozenset({"tcp"}),
+            "the same handler under xsock_green.server.run, --workers processes (bench/workers.py)",
+            default=False,
         ),
         Server(
             "gevent_stream",
@@ -593,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--role", choices=("echo", "sink"), default="echo")
     p.add_argument("--path", default="")
     p.add_argument("--backlog", type=int, default=1024)
+    p.add_argument("--workers", type=int, default=2, help="processes of xsock_green_workers")
     p.add_argument("--cprofile", default="", help="write cProfile stats here on SIGTERM")
     ns = p.parse_args(argv)
     server = SERVERS[ns.name]
@@ -603,7 +667,7 @@ def main(argv: list[str] | None = None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = Args(ns.transport, ns.role, ns.path, ns.backlog)
+    args = Args(ns.transport, ns.role, ns.path, ns.backlog, ns.workers)
     if ns.cprofile:
         import cProfile
 

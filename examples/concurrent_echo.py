@@ -4,11 +4,12 @@ Try it::
 
     python examples/concurrent_echo.py --clients 50 --count 100
 
-One process runs both sides on gevent's hub: an accept loop spawns one
-greenlet per connection, each echoing with plain block-mode ``recv`` and
-``send``; ``--clients`` client greenlets each send ``--count`` distinct
-messages and check every echo.  While one greenlet waits, the others run, so
-the code reads as if it were blocking.  It prints
+One process runs both sides on gevent's hub: ``server.start`` accepts in
+its own greenlet and runs the handler in a new greenlet per connection, each
+echoing with plain block-mode ``recv`` and ``send``; ``--clients`` client
+greenlets each send ``--count`` distinct messages and check every echo.
+While one greenlet waits, the others run, so the code reads as if it were
+blocking.  It prints
 ``Server listening on 127.0.0.1:PORT`` first (``--port 0``, the default,
 picks a free port) and ends with a summary such as
 ``50 clients x 100 messages: 5000 echoes correct in 0.41 s``.
@@ -22,30 +23,16 @@ import time
 
 import gevent
 
-from xsock_green import Bytes, Socket, socket
+from xsock_green import Bytes, Socket, server, socket
 
 
 def handle(client: Socket) -> None:
-    """One greenlet per connection: echo until the client closes."""
+    """One greenlet per connection: echo until the client closes (the server closes it)."""
     buff = Bytes(8192)
-    with client:
-        while True:
-            recv, data = client.recv(buff, 8192, {"block": True})
-            if recv <= 0 or data is None or client.send(data, {"block": True}) < 0:
-                break
-
-
-def serve(server: Socket) -> None:
-    handlers: list[gevent.Greenlet] = []
-    try:
-        while True:
-            client = server.accept()
-            if client is None:  # the server socket was closed: stop accepting
-                break
-            handlers.append(gevent.spawn(handle, client))
-    finally:
-        gevent.joinall(handlers, timeout=5)
-        gevent.killall(handlers)
+    while True:
+        recv, data = client.recv(buff, 8192, {"block": True})
+        if recv <= 0 or data is None or client.send(data, {"block": True}) < 0:
+            break
 
 
 def run_client(host: str, port: int, number: int, count: int) -> int:
@@ -68,20 +55,16 @@ def run_client(host: str, port: int, number: int, count: int) -> int:
 
 
 def main(host: str, port: int, clients: int, count: int) -> int:
-    server = socket.bind(host, port)
-    server.listen(128)
-    port = server.sockname()[1]
+    srv = server.start(handle, host, port, {"backlog": 128})
+    port = srv.sockname()[1]
     print(f"Server listening on {host}:{port}", flush=True)
-    server_glet = gevent.spawn(serve, server)
     started = time.perf_counter()
     glets = [gevent.spawn(run_client, host, port, n, count) for n in range(clients)]
     gevent.joinall(glets, timeout=60)
     elapsed = time.perf_counter() - started
     correct = sum(g.value or 0 for g in glets)
     gevent.killall(glets)
-    server.close()
-    server_glet.join(timeout=10)
-    server_glet.kill()
+    srv.stop(5000)  # the clients are gone: every handler has ended already
     print(f"{clients} clients x {count} messages: {correct} echoes correct in {elapsed:.2f} s")
     return 0 if correct == clients * count else 1
 

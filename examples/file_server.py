@@ -11,22 +11,24 @@ file's bytes, sent by ``sock:sendfile(file, {block = true})``.  The server
 prints ``Server listening on 127.0.0.1:PORT`` (``--port 0``, the default,
 picks a free port), ``Serving FILE: N bytes, sha256 HEX`` and one
 ``Sent N bytes to PEER`` line per client; ``--count N`` ends it after N
-clients.  One greenlet per client, so a slow reader does not hold up others.
+clients.  ``server.start`` runs one greenlet per client, so a slow reader
+does not hold up others.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 
 import gevent
 
-from xsock_green import Bytes, Socket, socket
+from xsock_green import Bytes, Socket, server
 
 
 def send_file(client: Socket, path: str, size: int) -> None:
-    with client, open(path, "rb") as f:
+    with open(path, "rb") as f:
         header = Bytes(8).u32be_set(1, size >> 32).u32be_set(5, size & 0xFFFFFFFF)
         if client.send(header, {"block": True}) != 8:
             print(f"header failed: {client.last_error}", flush=True)
@@ -42,18 +44,24 @@ def main(host: str, port: int, path: str, count: int) -> None:
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    server = socket.bind(host, port)
-    server.listen(20)
-    print(f"Server listening on {host}:{server.sockname()[1]}", flush=True)
+    numbers = itertools.count(1)
+
+    def handle(client: Socket) -> None:
+        number = next(numbers)
+        if count and number > count:
+            return  # accepted while the server was stopping: closed unanswered
+        if number == count:
+            # Accept no one else; the transfers under way get 60 s to finish.
+            gevent.spawn(srv.stop, 60000)
+        send_file(client, path, size)
+
+    srv = server.start(handle, host, port, {"backlog": 20})
+    print(f"Server listening on {host}:{srv.sockname()[1]}", flush=True)
     print(f"Serving {path}: {size} bytes, sha256 {digest}", flush=True)
-    glets: list[gevent.Greenlet] = []
-    while count == 0 or len(glets) < count:
-        client = server.accept()
-        if client:
-            glets.append(gevent.spawn(send_file, client, path, size))
-    gevent.joinall(glets, timeout=60)
-    gevent.killall(glets)
-    server.close()
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        srv.stop(5000)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ Try it::
 
 ``--port 0`` (the default) picks a free port, printed as
 ``Server listening on 127.0.0.1:PORT``; ``--count N`` ends the server after N
-requests.  One greenlet per connection reads requests with block-mode
-``recv`` into one ``Bytes`` buffer; connections are persistent as HTTP/1.1
+requests.  ``server.start`` runs one greenlet per connection, which reads
+requests with block-mode ``recv`` into one ``Bytes`` buffer; connections are persistent as HTTP/1.1
 wants (``Connection: close`` and HTTP/1.0 end them), pipelined requests are
 answered in order, and an idle connection is closed after ``--idle`` ms.
 Pages: ``/`` (HTML) and ``/hello`` (text); ``GET`` and ``HEAD`` only.  Each
@@ -25,7 +25,7 @@ import html
 
 import gevent
 
-from xsock_green import Bytes, Socket, __version__, socket
+from xsock_green import Bytes, Socket, __version__, server
 
 MAX_HEAD = 16384
 REASONS = {
@@ -39,11 +39,11 @@ REASONS = {
 }
 
 
-class Server:
-    """Counts requests so that ``--count`` can end the server."""
+class Site:
+    """The pages, and a request count so that ``--count`` can end the server."""
 
-    def __init__(self, sock: Socket, count: int, idle: int, max_body: int) -> None:
-        self.sock = sock
+    def __init__(self, count: int, idle: int, max_body: int) -> None:
+        self.server: server.Server | None = None  # set once started
         self.limit = count  # 0 = forever
         self.left = count
         self.idle = idle
@@ -87,25 +87,24 @@ class Server:
         peer = client.peeraddr()
         buff = Bytes(8192)
         pending = bytearray()
-        with client:
-            while True:
-                end = pending.find(b"\r\n\r\n")
-                while end < 0:
-                    if len(pending) > MAX_HEAD:
-                        self.respond(client, 431, "text/plain", b"header too large\n", False)
-                        return
-                    try:
-                        recv, data = client.recv(buff, 8192, {"block": True, "timeout": self.idle})
-                    except TimeoutError:
-                        return  # idle keep-alive connection
-                    if recv <= 0 or data is None:
-                        return
-                    pending += data.view()
-                    end = pending.find(b"\r\n\r\n")
-                head = bytes(pending[:end]).decode("latin-1")
-                del pending[: end + 4]
-                if not self.request(client, peer, head, pending):
+        while True:  # returning ends the connection: the server closes it
+            end = pending.find(b"\r\n\r\n")
+            while end < 0:
+                if len(pending) > MAX_HEAD:
+                    self.respond(client, 431, "text/plain", b"header too large\n", False)
                     return
+                try:
+                    recv, data = client.recv(buff, 8192, {"block": True, "timeout": self.idle})
+                except TimeoutError:
+                    return  # idle keep-alive connection
+                if recv <= 0 or data is None:
+                    return
+                pending += data.view()
+                end = pending.find(b"\r\n\r\n")
+            head = bytes(pending[:end]).decode("latin-1")
+            del pending[: end + 4]
+            if not self.request(client, peer, head, pending):
+                return
 
     def request(self, client: Socket, peer: str | None, head: str, pending: bytearray) -> bool:
         """Answer one request; ``False`` when the connection must close."""
@@ -138,7 +137,7 @@ class Server:
             self.left -= 1
             last = self.left == 0
         # After the last counted request, every connection ends.
-        keep = keep and not last and self.sock.rawfd() != -1
+        keep = keep and not last and not (self.server and self.server.closed())
         if method in ("GET", "HEAD"):
             status, ctype, body = self.page(target.split("?", 1)[0])
             ok = self.respond(client, status, ctype, body, keep, head_only=method == "HEAD")
@@ -148,8 +147,9 @@ class Server:
                 client, status, "text/plain", body, keep, extra="Allow: GET, HEAD\r\n"
             )
         print(f'{peer} "{lines[0]}" {status} {len(body)}', flush=True)
-        if last:
-            self.sock.close()  # wakes the accept loop in the main greenlet, which then ends
+        if last and self.server is not None:
+            # Stop accepting now; the other connections get 5 s to finish.
+            gevent.spawn(self.server.stop, 5000)
         return ok and keep
 
     def skip_body(self, client: Socket, length: int, pending: bytearray) -> bool:
@@ -165,19 +165,13 @@ class Server:
 
 
 def main(host: str, port: int, count: int, idle: int, max_body: int) -> None:
-    sock = socket.bind(host, port)
-    sock.listen(128)
-    print(f"Server listening on {host}:{sock.sockname()[1]}", flush=True)
-    server = Server(sock, count, idle, max_body)
-    handlers = []
-    while True:
-        client = sock.accept()
-        if client is None:  # closed by the handler that answered the last request
-            break
-        handlers.append(gevent.spawn(server.handle, client))
-    gevent.joinall(handlers, timeout=5)
-    gevent.killall(handlers)
-    sock.close()
+    site = Site(count, idle, max_body)
+    srv = site.server = server.start(site.handle, host, port, {"backlog": 128})
+    print(f"Server listening on {host}:{srv.sockname()[1]}", flush=True)
+    try:
+        srv.serve_forever()  # until the last counted request stops it
+    except KeyboardInterrupt:
+        srv.stop(5000)
 
 
 if __name__ == "__main__":

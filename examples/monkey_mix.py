@@ -11,7 +11,8 @@ hub.  This script runs, in one process and at the same time:
 * a server written with the standard ``socket`` module (patched, so each
   ``recv`` yields), echoing with one greenlet per client, talked to by
   xsock_green client greenlets;
-* an xsock_green server, talked to by standard ``socket`` client greenlets.
+* an xsock_green server (``server.start``), talked to by standard
+  ``socket`` client greenlets.
 
 It prints ``std server listening on HOST:PORT`` (``--port``, 0 picks a free
 one), ``xsock server listening on HOST:PORT`` (always a free port), one
@@ -30,7 +31,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 import gevent.socket  # noqa: E402
 
-from xsock_green import Bytes, Socket, socket  # noqa: E402
+from xsock_green import Bytes, Socket, server, socket  # noqa: E402
 
 
 def std_echo(conn: std_socket.socket) -> None:
@@ -55,23 +56,12 @@ def std_server(listener: std_socket.socket) -> None:
 
 
 def xsock_echo(conn: Socket) -> None:
+    """The xsock_green server's handler: one greenlet per connection."""
     buff = Bytes(8192)
-    with conn:
-        while True:
-            recv, data = conn.recv(buff, 8192, {"block": True})
-            if recv <= 0 or data is None or conn.send(data, {"block": True}) < 0:
-                break
-
-
-def xsock_server(server: Socket) -> None:
-    handlers = []
     while True:
-        conn = server.accept()
-        if conn is None:  # the server was closed
+        recv, data = conn.recv(buff, 8192, {"block": True})
+        if recv <= 0 or data is None or conn.send(data, {"block": True}) < 0:
             break
-        handlers.append(gevent.spawn(xsock_echo, conn))
-    gevent.joinall(handlers, timeout=5)
-    gevent.killall(handlers)
 
 
 def xsock_client(host: str, port: int, number: int, count: int) -> int:
@@ -115,11 +105,10 @@ def main(host: str, port: int, clients: int, count: int) -> int:
     listener = std_socket.create_server((host, port))
     std_port = listener.getsockname()[1]
     print(f"std server listening on {host}:{std_port}", flush=True)
-    server = socket.bind(host, 0)
-    server.listen(64)
-    xsock_port = server.sockname()[1]
+    xsock_server = server.start(xsock_echo, host, 0, {"backlog": 64})
+    xsock_port = xsock_server.sockname()[1]
     print(f"xsock server listening on {host}:{xsock_port}", flush=True)
-    servers = [gevent.spawn(std_server, listener), gevent.spawn(xsock_server, server)]
+    std = gevent.spawn(std_server, listener)
     to_std = [gevent.spawn(xsock_client, host, std_port, n, count) for n in range(clients)]
     to_xsock = [gevent.spawn(std_client, host, xsock_port, n, count) for n in range(clients)]
     gevent.joinall(to_std + to_xsock, timeout=60)
@@ -127,9 +116,9 @@ def main(host: str, port: int, clients: int, count: int) -> int:
     ok_xsock = sum(g.value or 0 for g in to_xsock)
     gevent.killall(to_std + to_xsock)
     listener.close()
-    server.close()
-    gevent.joinall(servers, timeout=10)
-    gevent.killall(servers)
+    xsock_server.stop(5000)
+    std.join(timeout=10)
+    std.kill()
     want = clients * count
     print(f"xsock -> std: {ok_std} echoes correct", flush=True)
     print(f"std -> xsock: {ok_xsock} echoes correct", flush=True)

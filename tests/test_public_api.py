@@ -65,6 +65,19 @@ def test_scheduler_and_poller_names() -> None:
             assert obj.__module__ == module.__name__
 
 
+def test_server_names() -> None:
+    server = xsock_green.server
+    assert "server" in xsock_green.__all__
+    assert inspect.getdoc(server)
+    assert sorted(server.__all__) == ["Server", "run", "start", "start_udp", "start_unix"]
+    for name in server.__all__:
+        obj = getattr(server, name)
+        assert inspect.getdoc(obj), f"server.{name} has no docstring"
+        assert obj.__module__ == "xsock_green.server", name
+    for method in ("sockname", "connections", "serve_forever", "closed", "stop"):
+        assert inspect.getdoc(getattr(server.Server, method)), method
+
+
 def test_bytes_alias_is_not_public() -> None:
     assert xsock_green.bytes is xsock_green.Bytes
     assert "bytes" not in xsock_green.__all__

@@ -63,6 +63,26 @@ def test_socat_talks_to_xsock_echo_server(transport: str, short_tmp: str) -> Non
         assert "connection 1 closed after 29 bytes" in err
 
 
+@needs_socat
+def test_socat_talks_to_xsock_echo_server_with_two_workers() -> None:
+    with Child([*XSOCK, "echo-server", "--tcp", "127.0.0.1:0", "--workers", "2", "-v"]) as server:
+        port = server.port()
+        for i in range(24):
+            line = f"hello worker, this is socat {i}\n".encode()
+            done = subprocess.run(
+                ["socat", "-", f"TCP:127.0.0.1:{port}"], input=line, capture_output=True, timeout=10
+            )
+            assert (done.returncode, done.stdout, done.stderr) == (0, line, b"")
+        server.proc.terminate()
+        status, rest, err = server.finish()
+    assert (status, rest) == (0, "")
+    assert "Traceback" not in err
+    assert err.endswith("echo-server: stopped by SIGTERM\n")
+    # Each worker numbers its own connections: two "connection 1" lines, two workers served.
+    assert err.count("connection 1 from 127.0.0.1:") == 2, err
+    assert err.count(" closed after ") == 24
+
+
 @needs_curl
 def test_curl_fetches_from_the_http_example() -> None:
     with Child([sys.executable, str(EXAMPLES / "http_server.py"), "--count", "2"]) as server:

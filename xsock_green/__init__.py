@@ -8,7 +8,7 @@ code it simply blocks.  Importing this package never monkey-patches.
 
 from __future__ import annotations
 
-from . import poller, scheduler, socket
+from . import poller, scheduler, server, socket
 from ._bytes import Bytes
 from ._errors import BusyError, HubWaitError, SocketError, TimeoutError, WrongThreadError
 from ._reader import Reader
@@ -30,5 +30,6 @@ __all__ = [
     "__version__",
     "poller",
     "scheduler",
+    "server",
     "socket",
 ]

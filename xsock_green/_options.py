@@ -61,6 +61,17 @@ def _position(key: str, value: object) -> None:
     check_int(key, value, 1)
 
 
+def _limit(key: str, value: object) -> None:
+    """A count limit: ``-1`` (no limit) or ``>= 1``."""
+    if check_int(key, value, -1) == 0:
+        raise ValueError(f"{key!r} must be -1 (no limit) or >= 1, got 0")
+
+
+def _callable(key: str, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"option {key!r} must be callable, not {type(value).__name__}")
+
+
 _SCHEMA: dict[str, Callable[[str, object], object]] = {
     "block": _bool,
     "waitall": _bool,
@@ -70,6 +81,13 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
     "start": _position,
     "last": lambda key, value: check_int(key, value, 0),
     "family": _family,
+    # xsock_green.server
+    "backlog": lambda key, value: check_int(key, value, 0),
+    "max_conns": _limit,
+    "nodelay": _bool,
+    "stop_timeout": check_timeout,
+    "workers": lambda key, value: check_int(key, value, 1),
+    "ready": _callable,
 }
 
 

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import gevent
 from gevent.event import Event
@@ -40,7 +40,20 @@ Log = Callable[[str], None]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line, exit status 2."""
+    """An ``ArgumentParser`` whose usage errors are one line, exit status 2.
+
+    ``COMMAND_ARGUMENTS`` lets a command's module add its own options to its
+    sub-parser (keyed by the command's name), so ``_parser()`` need not know
+    them all.
+    """
+
+    COMMAND_ARGUMENTS: ClassVar[dict[str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        add = self.COMMAND_ARGUMENTS.get(self.prog.rsplit(" ", 1)[-1])
+        if add is not None:
+            add(self)
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split())

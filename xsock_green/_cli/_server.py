@@ -1,16 +1,25 @@
-"""``xsock echo-server``: echo every byte (tcp, unix) or datagram (udp) back."""
+"""``xsock echo-server``: echo every byte (tcp, unix) or datagram (udp) back.
+
+The server is ``xsock_green.server``: ``server.run`` for TCP (``--workers N``
+processes), ``start_unix`` and ``start_udp`` otherwise.  ``_accept_loop`` and
+``_echo_datagrams`` are the hand-written loops that ``xsock bench`` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import logging
 import os
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 from gevent.event import Event
 
-from xsock_green import Bytes, Socket, socket
+from xsock_green import Bytes, Socket, server, socket
 
 from ._common import (
     _BUFF_SIZE,
@@ -19,13 +28,11 @@ from ._common import (
     EXIT_OK,
     Endpoint,
     Log,
-    _bind_udp,
-    _bound,
-    _listen,
     _on_signals,
+    _Parser,
+    _positive,
     _reason,
     _say,
-    _stop_all,
 )
 
 
@@ -88,39 +95,128 @@ def _echo_datagrams(sock: Socket, log: Log | None, fatal: list[str]) -> None:
 # -- echo-server ---------------------------------------------------------------
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_positive(int, 1024, "an integer"),
+        default=1,
+        help="serve from N processes on one port (SO_REUSEPORT; tcp only; default 1)",
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=_non_negative_ms,
+        default=0,
+        metavar="MS",
+        help="on SIGINT/SIGTERM, give open connections MS milliseconds to end "
+        "(default %(default)s: close them at once)",
+    )
+
+
+def _non_negative_ms(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected milliseconds (>= 0), got {text!r}")
+    return int(text)
+
+
+_Parser.COMMAND_ARGUMENTS["echo-server"] = _add_arguments
+
+
+class _LogLines(logging.Handler):
+    """The server's log records as ``PROG: message`` lines on stderr."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _server_log(prog: str) -> Iterator[None]:
+    """Show the server's warnings and errors (backoff, handler failures) on stderr."""
+    logger = logging.getLogger("xsock_green.server")
+    handler, propagate = _LogLines(prog), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _stream_handler(log: Log | None) -> Callable[[Socket], None]:
+    """The per-connection handler: number the connection, log it, echo it."""
+    numbers = itertools.count(1)
+
+    def handle(conn: Socket) -> None:
+        name = f"connection {next(numbers)}"
+        if log is not None:
+            log(f"{name} from {conn.peeraddr() or 'a unix client'}")
+        _echo_stream(conn, log, name)
+
+    return handle
+
+
+def _datagram_handler(log: Log | None) -> Callable[[Socket, Bytes, str, int], None]:
+    def handle(sock: Socket, data: Bytes, addr: str, port: int) -> None:
+        if log is not None:
+            peer = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+            log(f"datagram of {data.size()} bytes from {peer}")
+        sock.sendto(data, addr, port, {"block": True, "timeout": _IO_TIMEOUT})
+
+    return handle
+
+
 def _echo_server(prog: str, args: argparse.Namespace) -> int:
     ep: Endpoint = args.endpoint
     log: Log | None = (lambda msg: _say(prog, msg)) if args.verbose else None
+    if args.workers > 1 and ep.transport != "tcp":
+        _Parser(prog=prog).error("--workers needs --tcp")
+    opt = {"stop_timeout": args.stop_timeout}
     try:
-        sock = _bind_udp(ep) if ep.transport == "udp" else _listen(ep, 128)
+        with _server_log(prog):
+            if ep.transport == "tcp":
+                got = _serve_tcp(ep, args.workers, _stream_handler(log), opt)
+            else:
+                got = _serve_here(ep, log, opt)
     except OSError as exc:
         hint = ""
         if ep.transport == "unix" and os.path.exists(ep.path):
             hint = " (the file exists; remove it if no server uses it)"
         _say(prog, f"{exc}{hint}")
         return EXIT_FAIL
-    stop = Event()
-    fatal: list[str] = []
-    conns: set[Any] = set()
-    with _on_signals(stop) as got:
-        print(f"listening on {_bound(ep, sock)}", flush=True)
-        if ep.transport == "udp":
-            serving = gevent.spawn(_echo_datagrams, sock, log, fatal)
-        else:
-            serving = gevent.spawn(_accept_loop, sock, ep.transport == "tcp", conns, log)
-        serving.link(lambda _glet: stop.set())
-        try:
-            stop.wait()
-        finally:
-            sock.close()
-            _stop_all([serving, *conns])
-            if ep.transport == "unix":
-                with contextlib.suppress(OSError):
-                    os.unlink(ep.path)
-    if serving.exception is not None:
-        fatal.append(f"server failed: {serving.exception!r}")
-    if fatal:
-        _say(prog, fatal[0])
-        return EXIT_FAIL
-    _say(prog, f"stopped by {got[0]}" if got else "stopped")
+    _say(prog, f"stopped by {got}")
     return EXIT_OK
+
+
+def _serve_tcp(
+    ep: Endpoint, workers: int, handler: Callable[[Socket], None], opt: dict[str, Any]
+) -> str:
+    """``server.run``: here, or in ``workers`` processes; the signal that stopped it."""
+
+    def ready(address: Any) -> None:
+        print(f"listening on {ep.transport} {ep.address(address[1])}", flush=True)
+
+    return server.run(
+        handler,
+        ep.host,
+        ep.port,
+        {**opt, "family": ep.family, "backlog": 128, "workers": workers, "ready": ready},
+    )
+
+
+def _serve_here(ep: Endpoint, log: Log | None, opt: dict[str, Any]) -> str:
+    """A unix or UDP server in this process, until SIGINT or SIGTERM."""
+    if ep.transport == "udp":
+        srv = server.start_udp(_datagram_handler(log), ep.host, ep.port, family=ep.family)
+    else:
+        srv = server.start_unix(_stream_handler(log), ep.path, {"backlog": 128})
+    stop = Event()
+    with srv, _on_signals(stop) as got:
+        where = ep.path if ep.transport == "unix" else ep.address(srv.sockname()[1])
+        print(f"listening on {ep.transport} {where}", flush=True)
+        stop.wait()
+        srv.stop(opt["stop_timeout"])
+    return got[0]
