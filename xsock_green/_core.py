@@ -45,6 +45,8 @@ __all__ = [
     "SEND",
     "SENDFILE",
     "SENDTO",
+    "TLS_RECV",
+    "TLS_SEND",
     "Core",
     "xmake",
 ]
@@ -57,6 +59,10 @@ SEND = 2
 SENDTO = 4
 SENDFILE = 6
 CONNECT = 8
+#: TLS streams: the "system call" is the socket's TLS layer (``_tls``),
+#: which moves plaintext and says which readiness it needs when it cannot.
+TLS_RECV = 7
+TLS_SEND = 10
 
 _NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile"}
 
@@ -115,6 +121,7 @@ class Core:
         "_shut",
         "_sock",
         "_stream",
+        "_tls",
         "_to",
         "_type",
     )
@@ -134,6 +141,11 @@ class Core:
     #: the two directions may be in use by two greenlets at once.
     _from: Any
     _to: Any
+    #: The TLS layer (``None`` for a plain socket): ``recv_into(view)`` and
+    #: ``send(view)`` return the plaintext bytes moved, ``0`` at the end of
+    #: the stream, or ``-1`` when they need ``wants`` (1 readable, 2
+    #: writable, 0 a short pause) before trying again.
+    _tls: Any
     _last: OSError | tuple[OSError, object] | None
 
     def _name(self, fd: object) -> str:
@@ -227,10 +239,10 @@ class Core:
             done: int = 0
             # A stream kind moves bytes: in block mode, until the view is
             # done (send, sendfile, a waitall recv) or something arrived.
-            stream = (kind <= SEND and self._stream) or kind == SENDFILE
+            stream = (kind <= SEND and self._stream) or kind >= SENDFILE and kind != CONNECT
             if not total and (stream or kind == SEND):
                 return 0  # an empty range moves nothing
-            whole = stream and block and (kind != RECV or (o is not BLOCK and o.get("waitall")))
+            whole = stream and block and (not kind & 1 or (o is not BLOCK and o.get("waitall")))
             attempt = (
                 kind != RECV
                 or self._rtry != _WAIT
@@ -265,6 +277,14 @@ class Core:
                                 )
                         elif kind == ACCEPT:
                             n, self._from = sock._accept()
+                        elif kind == TLS_RECV:
+                            n = self._tls.recv_into(v)
+                            if n < 0:
+                                events = self._tls.wants
+                        elif kind == TLS_SEND:
+                            n = self._tls.send(v)
+                            if n < 0:
+                                events = self._tls.wants
                         else:
                             n = sock.connect_ex(self._to)
                             if n == 0 or n == _errno.EISCONN:

@@ -90,6 +90,7 @@ class Socket(Core):
         self._polled = False
         self._from: Any = None
         self._to: Any = None
+        self._tls: Any = None
         self._dest: tuple[str, int, Any] | None = None
         self._last = None
         self._io = _hub.IOWait(sock.fileno())
