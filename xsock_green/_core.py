@@ -239,7 +239,7 @@ class Core:
             done: int = 0
             # A stream kind moves bytes: in block mode, until the view is
             # done (send, sendfile, a waitall recv) or something arrived.
-            stream = (kind <= SEND and self._stream) or kind >= SENDFILE and kind != CONNECT
+            stream = (kind <= SEND and self._stream) or (kind >= SENDFILE and kind != CONNECT)
             if not total and (stream or kind == SEND):
                 return 0  # an empty range moves nothing
             whole = stream and block and (not kind & 1 or (o is not BLOCK and o.get("waitall")))
