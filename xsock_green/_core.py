@@ -34,7 +34,7 @@ from greenlet import getcurrent
 
 from . import _hub
 from ._errors import SocketError, TimeoutError
-from ._options import BLOCK, Options, check_int, check_timeout
+from ._options import BLOCK, EMPTY, Options, check_int, check_timeout
 
 __all__ = [
     "ACCEPT",
@@ -65,6 +65,8 @@ TLS_RECV = 7
 TLS_SEND = 10
 
 _NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile"}
+#: The direction (waiter slot and watcher) of each kind.
+_SLOT = (0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2)
 
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _TRUNC = getattr(_socket, "MSG_TRUNC", 0)
@@ -217,44 +219,39 @@ class Core:
         sock = self._sock
         if sock is None or _ident() != io.thread:
             sock = self._live()
-        if kind & 1:
-            slot = 1
+        slot = _SLOT[kind]
+        if slot == 1:
             if io.rowner is not None:
                 raise io.busy(1)
-        else:
-            slot = 2
-            if io.wowner is not None:
-                raise io.busy(2)
+        elif io.wowner is not None:
+            raise io.busy(2)
         # The slot is taken at the first switch to the hub: until then no
         # other greenlet can run, so the call owns its direction throughout.
         cur = None
         try:
-            if o is BLOCK or not o:
+            if o is BLOCK or o is EMPTY:
                 timeout = -1
                 deadline = None
+                waitall = False
             else:
                 timeout = o.get("timeout", -1)
                 deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+                waitall = o.get("waitall", False)
             total = len(view)
             done: int = 0
             # A stream kind moves bytes: in block mode, until the view is
             # done (send, sendfile, a waitall recv) or something arrived.
-            stream = (kind <= SEND and self._stream) or (kind >= SENDFILE and kind != CONNECT)
-            if not total and (stream or kind == SEND):
+            stream = self._stream if kind <= SEND else kind >= SENDFILE and kind != CONNECT
+            if total == 0 and (stream or kind == SEND):
                 return 0  # an empty range moves nothing
-            whole = stream and block and (not kind & 1 or (o is not BLOCK and o.get("waitall")))
-            attempt = (
-                kind != RECV
-                or self._rtry != _WAIT
-                or not block
-                or timeout == 0
-                or io.others_ready()
-            )
+            attempt = True
+            if kind == RECV and block and self._rtry == _WAIT and timeout != 0:
+                attempt = io.others_ready()
             events = slot
+            pause = False
             while True:
-                pause = False
                 if attempt:
-                    if done or total > CHUNK:
+                    if done != 0 or total > CHUNK:
                         piece = total - done if total - done < CHUNK else CHUNK
                         v = view if kind == SENDFILE else memoryview(view)[done : done + piece]
                     else:
@@ -305,7 +302,7 @@ class Core:
                                 self._last = self._truncated(n, total)
                                 return total
                             done = n
-                        elif n:
+                        elif n > 0:
                             done += n
                             if kind == RECV:
                                 self._rtry = _TRY if n == piece else _SHORT
@@ -315,7 +312,11 @@ class Core:
                             self._rtry = _TRY
                             suffix = f" after {done} of {total} bytes" if done else ""
                             raise _EndOfStream(None, "end of stream" + suffix)
-                        finished = not whole or done == total
+                        # Done, unless a block stream call has more to move.
+                        if done == total or not stream or not block or (slot == 1 and not waitall):
+                            finished = True
+                        else:
+                            finished = False
                         if block and _monotonic() - io.turn > _GRACE and io.overdue():
                             pause = True
                         elif finished:
@@ -340,6 +341,7 @@ class Core:
                         io.wowner = cur
                 attempt = True
                 if pause:
+                    pause = False
                     io.pause(cur, slot)
                     if finished:
                         self._last = None

@@ -235,30 +235,31 @@ class IOWait:
                 seconds = 0.0
             timer = self.loop.timer(seconds, 0, True, prio)
         switch = cur.switch
+        # The socket's persistent watchers, made on first use.
         r = w = None
-        if events & 1:
-            r = self._r
-            if r is None:
-                r = self._r = self.loop.io(self.fd, 1)
+        if events == 1 or events == 3:
+            r = self._r or self._watcher(1)
             r.start(switch, 1)
-        if events & 2:
-            w = self._w
-            if w is None:
-                w = self._w = self.loop.io(self.fd, 2)
+        if events >= 2:
+            w = self._w or self._watcher(2)
             w.start(switch, 2)
         if timer is not None:
             timer.start(switch, TIMEOUT, update=True)
-        if slot & 1:
+        if slot == 1:
             self.rpark = cur
-        if slot & 2:
+        elif slot == 2:
             self.wpark = cur
+        else:
+            self.rpark = self.wpark = cur
         try:
             result: int = hub.switch()
         finally:
-            if slot & 1:
+            if slot == 1:
                 self.rpark = None
-            if slot & 2:
+            elif slot == 2:
                 self.wpark = None
+            else:
+                self.rpark = self.wpark = None
             if r is not None:
                 r.stop()
             if w is not None:
@@ -267,6 +268,14 @@ class IOWait:
                 timer.close()
             self.turn = _monotonic()
         return result
+
+    def _watcher(self, events: int) -> Any:
+        watcher = self.loop.io(self.fd, events)
+        if events == 1:
+            self._r = watcher
+        else:
+            self._w = watcher
+        return watcher
 
     def pause(self, cur: Any, slot: int) -> None:
         """Give the loop one turn (due timers, polled I/O), then come back.
