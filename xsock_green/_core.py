@@ -5,10 +5,11 @@ every direction of a socket: stream ``recv``/``send``/``sendfile``, datagram
 ``recvfrom``/``sendto``, ``accept`` and ``connect``.  It owns, for the whole
 call:
 
-* the waiter slot of its direction: a block call takes it before its first
-  system call and holds it until it returns, and any call in a direction
-  that another greenlet holds raises ``BusyError`` before touching the
-  socket, so two greenlets never interleave bytes on one stream;
+* the waiter slot of its direction: any call in a direction that another
+  greenlet holds raises ``BusyError`` before touching the socket, and a
+  call holds its direction from its first switch to the hub until it
+  returns (before that switch no other greenlet runs), so two greenlets
+  never interleave bytes on one stream nor split one's bytes;
 * the deadline (``timeout`` bounds the whole call);
 * cooperation: after each piece, a greenlet that has run for a while gives
   the loop a turn when the loop has not polled for a time slice;

@@ -162,6 +162,7 @@ class IOWait:
         "rpark",
         "thread",
         "turn",
+        "wakes",
         "wowner",
         "wpark",
     )
@@ -178,6 +179,8 @@ class IOWait:
         self.wowner: Any = None
         self.rpark: Any = None
         self.wpark: Any = None
+        #: The close wake-ups scheduled and not yet run: ``(greenlet, callback)``.
+        self.wakes: list[tuple[Any, Any]] = []
         #: When this socket's user last came back from the hub.
         self.turn = _monotonic()
 
@@ -266,6 +269,8 @@ class IOWait:
                 w.stop()
             if timer is not None:
                 timer.close()
+            if self.wakes:
+                self._unwake(cur)
             self.turn = _monotonic()
         return result
 
@@ -340,7 +345,7 @@ class IOWait:
             self._r = self._w = None
             for glet in {self.rpark, self.wpark}:
                 if glet is not None:
-                    loop.run_callback(self._wake_closed, glet)
+                    self.wakes.append((glet, loop.run_callback(self._wake_closed, glet)))
             foreign = loop.closing_fd(self.fd)
         except ValueError:  # "operation on destroyed loop"
             foreign = False
@@ -359,8 +364,17 @@ class IOWait:
         check.start(_later)
 
     def _wake_closed(self, glet: Any) -> None:
+        self._unwake(glet)
         if glet is self.rpark or glet is self.wpark:
             glet.switch(CLOSED)
+
+    def _unwake(self, glet: Any) -> None:
+        """Drop ``glet``'s scheduled close wake-up: it is running already."""
+        for i, (waiter, callback) in enumerate(self.wakes):
+            if waiter is glet:
+                callback.stop()
+                del self.wakes[i]
+                return
 
     def watching(self) -> bool:
         """True while a greenlet is switched out waiting on this descriptor."""
