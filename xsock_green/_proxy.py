@@ -125,8 +125,8 @@ def _parse_v1(data: bytes) -> Header | None:
             raise ProxyError(f"version 1 header longer than {V1_MAX} bytes: {_show(data)}")
         # A byte that is not printable ASCII (a line feed without its
         # carriage return among them) can never become part of a valid line.
-        last = data[-1]
-        if any(not 0x20 <= b < 0x7F for b in data[:-1]) or not (0x20 <= last < 0x7F or last == 0x0D):
+        body_ok = all(0x20 <= b < 0x7F for b in data[:-1])
+        if not body_ok or not (0x20 <= data[-1] < 0x7F or data[-1] == 0x0D):
             raise ProxyError(f"version 1 header with a control byte: {_show(data)}")
         return None
     size = end + 2
@@ -186,7 +186,9 @@ def _parse_v2(data: bytes) -> Header | None:
         return None
     (length,) = struct.unpack_from("!H", data, 14)
     if length > V2_MAX_BODY:
-        raise ProxyError(f"version 2 header of {V2_FIXED + length} bytes; the limit is {MAX_HEADER}")
+        raise ProxyError(
+            f"version 2 header of {V2_FIXED + length} bytes: the limit is {MAX_HEADER}"
+        )
     size = V2_FIXED + length
     if len(data) < size:
         return None
