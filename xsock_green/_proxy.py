@@ -65,7 +65,7 @@ _UNIX_ADDR = 108  # sun_path in a version 2 unix address block
 # Version 2: the low nibble of byte 13 is the command, byte 14 family and transport.
 _LOCAL, _PROXY = 0x0, 0x1
 _AF_UNSPEC, _AF_INET, _AF_INET6, _AF_UNIX = 0x0, 0x1, 0x2, 0x3
-_UNSPEC, _STREAM = 0x0, 0x1
+_STREAM = 0x1
 _ADDR_SIZE = {_AF_UNSPEC: 0, _AF_INET: 12, _AF_INET6: 36, _AF_UNIX: 2 * _UNIX_ADDR}
 _FAMILY_NAMES = {_AF_INET: "TCP4", _AF_INET6: "TCP6", _AF_UNIX: "UNIX"}
 
@@ -338,7 +338,10 @@ def _consume(raw: Any, n: int) -> None:
     """Take ``n`` bytes that a peek just saw: they are in the socket, nothing waits."""
     try:
         while n > 0:
-            n -= len(raw.recv(n))
+            taken = len(raw.recv(n))
+            if not taken:  # cannot happen while nobody else reads this socket
+                raise HeaderFailed("the connection ended")
+            n -= taken
     except OSError as exc:
         raise HeaderFailed(_why(exc)) from None
 
