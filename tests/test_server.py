@@ -433,8 +433,6 @@ def test_socat_talks_to_server_start(started: Any) -> None:
     ("opt", "error", "text"),
     [
         ({"tls": True}, TypeError, "unknown option 'tls'"),
-        ({"handshake_timeout": 100}, TypeError, "unknown option 'handshake_timeout'"),
-        ({"proxy_protocol": True}, TypeError, "unknown option 'proxy_protocol'"),
         ({"max_con": 3}, TypeError, "did you mean 'max_conns'"),
         ({"max_conns": 0}, ValueError, "max_conns"),
         ({"max_conns": "2"}, TypeError, "max_conns"),

@@ -86,6 +86,8 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
     "max_conns": _limit,
     "nodelay": _bool,
     "stop_timeout": check_timeout,
+    "handshake_timeout": check_timeout,
+    "proxy_protocol": _bool,
     "workers": lambda key, value: check_int(key, value, 1),
     "ready": _callable,
 }

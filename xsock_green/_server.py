@@ -33,7 +33,7 @@ import gevent
 from gevent.event import Event
 from greenlet import getcurrent
 
-from . import socket
+from . import _proxy, socket
 from ._bytes import Bytes
 from ._errors import SocketError
 from ._options import Options, check_timeout
@@ -46,9 +46,23 @@ log = logging.getLogger("xsock_green.server")
 StreamHandler = Callable[[Socket], object]
 DatagramHandler = Callable[[Socket, Bytes, str, int], object]
 
-K_STREAM = frozenset({"backlog", "family", "max_conns", "nodelay", "reuseport", "stop_timeout"})
-K_UNIX = frozenset({"backlog", "is_abstract", "max_conns", "stop_timeout"})
-K_UDP = frozenset({"family", "reuseport", "stop_timeout"})
+K_STREAM = frozenset(
+    {
+        "backlog",
+        "family",
+        "handshake_timeout",
+        "max_conns",
+        "nodelay",
+        "proxy_protocol",
+        "reuseport",
+        "stop_timeout",
+    }
+)
+K_UNIX = frozenset(
+    {"backlog", "handshake_timeout", "is_abstract", "max_conns", "proxy_protocol", "stop_timeout"}
+)
+#: A datagram has no header to read: ``proxy_protocol`` is accepted and ignored.
+K_UDP = frozenset({"family", "proxy_protocol", "reuseport", "stop_timeout"})
 
 #: accept() failures that free descriptors or memory would cure: back off.
 RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -143,6 +157,8 @@ class Server:
         self._nodelay = bool(o.get("nodelay", True)) and sock.family() != socket.UNIX
         #: Milliseconds ``server.run`` gives handlers when it stops on a signal.
         self.stop_timeout: float = o.get("stop_timeout", 5000)
+        self._handshake_timeout: float = o.get("handshake_timeout", 10000)
+        self._proxy_protocol = bool(o.get("proxy_protocol", False)) and not datagram
         self._address = sock.sockname()
         self._running: dict[gevent.Greenlet, Socket] = {}
         self._busy = False  # a UDP handler is running (in the loop's greenlet)
@@ -261,6 +277,8 @@ class Server:
 
     def _serve(self, conn: Socket) -> None:
         try:
+            if self._proxy_protocol and not _proxy.accept_header(conn, self._handshake_timeout):
+                return
             self._handler(conn)
         except Exception:
             log.error(

@@ -76,7 +76,7 @@ class Socket(Core):
     method returns xmake's values; ``last_error`` explains the last failure.
     """
 
-    __slots__ = ("_dest",)
+    __slots__ = ("_dest", "_peer")
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
@@ -92,6 +92,7 @@ class Socket(Core):
         self._to: Any = None
         self._tls: Any = None
         self._dest: tuple[str, int, Any] | None = None
+        self._peer: Any = None  # the client's address from a PROXY protocol header
         self._last = None
         self._io = _hub.IOWait(sock.fileno())
         sock.setblocking(False)
@@ -158,7 +159,10 @@ class Socket(Core):
 
     def peername(self) -> Any:
         """The peer address as Python gives it, or ``None`` when not connected."""
-        return self._query("getpeername")
+        peer = self._peer
+        if peer is None or self._sock is None:
+            return self._query("getpeername")
+        return peer or None  # an unnamed unix client, as _query says
 
     def peeraddr(self) -> str | None:
         """``"ip:port"``, ``"[ip6]:port"`` or the unix path; ``None`` when not connected."""

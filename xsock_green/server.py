@@ -41,7 +41,11 @@ def start(
     1024), ``max_conns`` (default ``-1``; at the limit nothing is accepted,
     new clients wait in the backlog), ``reuseport``, ``family``, ``nodelay``
     (``TCP_NODELAY`` on accepted sockets, default ``True``), ``stop_timeout``
-    (used by ``run``).  A binding failure raises ``SocketError`` as
+    (used by ``run``), ``proxy_protocol`` (default ``False``: each
+    connection must start with a PROXY protocol header, version 1 or 2, read
+    before the handler runs; ``peeraddr()`` and ``peername()`` then give the
+    client's address from it) and ``handshake_timeout`` (ms to wait for that
+    header, default 10000).  A binding failure raises ``SocketError`` as
     ``socket.bind`` does.
     """
     o = options("server.start", _server.K_STREAM, opt, kw)
@@ -52,7 +56,7 @@ def start_unix(
     handler: StreamHandler, path: str, opt: Options | None = None, /, **kw: Any
 ) -> Server:
     """``start`` on a unix socket at ``path`` (keys ``backlog``, ``max_conns``,
-    ``is_abstract``, ``stop_timeout``).
+    ``is_abstract``, ``stop_timeout``, ``proxy_protocol``, ``handshake_timeout``).
 
     Never replaces an existing file; ``stop`` removes the socket file the
     server made (if it is still there).
@@ -69,7 +73,8 @@ def start_udp(
     ``sock`` is the server's socket (reply with ``sock.sendto``); ``data`` is
     a ``Bytes`` view that is only valid during the call.  Handlers run one at
     a time, in the server's greenlet.  Keys ``family``, ``reuseport``,
-    ``stop_timeout``.
+    ``stop_timeout``; ``proxy_protocol`` is accepted and ignored (a datagram
+    carries no header).
     """
     o = options("server.start_udp", _server.K_UDP, opt, kw)
     return _server.start_udp(handler, addr, port, o)

@@ -110,6 +110,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on SIGINT/SIGTERM, give open connections MS milliseconds to end "
         "(default %(default)s: close them at once)",
     )
+    parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="each connection starts with a PROXY protocol header (v1 or v2, as HAProxy's "
+        "send-proxy sends); the client's address is taken from it (tcp, unix)",
+    )
 
 
 def _non_negative_ms(text: str) -> int:
@@ -174,7 +180,7 @@ def _echo_server(prog: str, args: argparse.Namespace) -> int:
     log: Log | None = (lambda msg: _say(prog, msg)) if args.verbose else None
     if args.workers > 1 and ep.transport != "tcp":
         _Parser(prog=prog).error("--workers needs --tcp")
-    opt = {"stop_timeout": args.stop_timeout}
+    opt = {"stop_timeout": args.stop_timeout, "proxy_protocol": args.proxy_protocol}
     try:
         with _server_log(prog):
             if ep.transport == "tcp":
@@ -209,10 +215,15 @@ def _serve_tcp(
 
 def _serve_here(ep: Endpoint, log: Log | None, opt: dict[str, Any]) -> str:
     """A unix or UDP server in this process, until SIGINT or SIGTERM."""
+    proxy = opt["proxy_protocol"]
     if ep.transport == "udp":
-        srv = server.start_udp(_datagram_handler(log), ep.host, ep.port, family=ep.family)
+        srv = server.start_udp(
+            _datagram_handler(log), ep.host, ep.port, family=ep.family, proxy_protocol=proxy
+        )
     else:
-        srv = server.start_unix(_stream_handler(log), ep.path, {"backlog": 128})
+        srv = server.start_unix(
+            _stream_handler(log), ep.path, {"backlog": 128, "proxy_protocol": proxy}
+        )
     stop = Event()
     with srv, _on_signals(stop) as got:
         where = ep.path if ep.transport == "unix" else ep.address(srv.sockname()[1])
