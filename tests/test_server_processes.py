@@ -201,8 +201,15 @@ def test_a_worker_killed_by_sigkill_is_replaced(
     supervisor = proc.proc.pid
     first, second = children(supervisor)
     os.kill(first, signal.SIGKILL)
-    until(lambda: len(children(supervisor)) == 2 and first not in children(supervisor))
-    (new,) = set(children(supervisor)) - {second}
+    now: list[int] = []
+
+    def replaced() -> bool:
+        # One snapshot per look: the list may change between two reads.
+        now[:] = children(supervisor)
+        return len(now) == 2 and first not in now and second in now
+
+    until(replaced, what="a new worker beside the survivor")
+    (new,) = set(now) - {second}
     # Service continues, and the new worker takes its share.
     seen: set[int] = set()
     for _ in range(200):
