@@ -34,6 +34,7 @@ from ._common import (
     _say,
 )
 from ._server import _echo_server
+from ._server import add_arguments as add_server_arguments
 
 __all__ = ["main"]
 
@@ -56,6 +57,7 @@ def _parser(prog: str) -> _Parser:
     )
     _add_endpoint(server)
     server.add_argument("-v", "--verbose", action="count", default=0, help="log each connection")
+    add_server_arguments(server)
 
     client = sub.add_parser(
         "echo-client",

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import gevent
 from gevent.event import Event
 
-from xsock_green import Bytes, Socket, socket
+from xsock_green import Bytes, Socket, server, socket
 
 from ._client import _connect
 from ._common import (
@@ -28,14 +28,12 @@ from ._common import (
     EXIT_FAIL,
     EXIT_OK,
     Endpoint,
-    _bind_udp,
-    _listen,
     _on_signals,
     _reason,
     _say,
     _stop_all,
 )
-from ._server import _accept_loop, _echo_datagrams
+from ._server import _datagram_handler, _stream_handler
 
 
 class _Stats:
@@ -206,19 +204,20 @@ def _bench(prog: str, args: argparse.Namespace) -> int:
 
 def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Event) -> float | str:
     """Serve ``ep`` and run the clients; the seconds measured, or why it could not run."""
+    backlog = min(args.clients, 4096)
     try:
-        udp = ep.transport == "udp"
-        server = _bind_udp(ep) if udp else _listen(ep, min(args.clients, 4096))
+        if ep.transport == "udp":
+            srv = server.start_udp(_datagram_handler(None), ep.host, ep.port, family=ep.family)
+        elif ep.transport == "unix":
+            srv = server.start_unix(_stream_handler(None), ep.path, backlog=backlog)
+        else:
+            srv = server.start(
+                _stream_handler(None), ep.host, ep.port, family=ep.family, backlog=backlog
+            )
     except OSError as exc:
         return str(exc)
-    glets: set[Any] = set()
-    fatal: list[str] = []
-    with server:
-        if ep.transport == "udp":
-            serving = gevent.spawn(_echo_datagrams, server, None, fatal)
-        else:
-            serving = gevent.spawn(_accept_loop, server, ep.transport == "tcp", glets, None)
-        port = 0 if ep.transport == "unix" else server.sockname()[1]
+    with srv:
+        port = 0 if ep.transport == "unix" else srv.sockname()[1]
         socks: list[Socket] = []
         try:
             return _run_clients(
@@ -227,9 +226,6 @@ def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Even
         finally:
             for sock in socks:
                 sock.close()
-            server.close()
-            gevent.joinall([serving, *glets], timeout=2)
-            _stop_all([serving, *glets])
 
 
 def _run_clients(

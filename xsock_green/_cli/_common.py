@@ -11,12 +11,12 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 import gevent
 from gevent.event import Event
 
-from xsock_green import Socket, socket
+from xsock_green import socket
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -40,20 +40,7 @@ Log = Callable[[str], None]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line, exit status 2.
-
-    ``COMMAND_ARGUMENTS`` lets a command's module add its own options to its
-    sub-parser (keyed by the command's name), so ``_parser()`` need not know
-    them all.
-    """
-
-    COMMAND_ARGUMENTS: ClassVar[dict[str, Callable[[argparse.ArgumentParser], None]]] = {}
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        add = self.COMMAND_ARGUMENTS.get(self.prog.rsplit(" ", 1)[-1])
-        if add is not None:
-            add(self)
+    """An ``ArgumentParser`` whose usage errors are one line, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split())
@@ -165,32 +152,6 @@ def _on_signals(stop: Event) -> Iterator[list[str]]:
         # libev restores the default action on cancel; put Python's back.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _listen(ep: Endpoint, backlog: int) -> Socket:
-    """A listening stream socket for ``ep``; raises ``OSError`` with a readable reason."""
-    unix = ep.transport == "unix"
-    server = socket.bind_unix(ep.path) if unix else socket.bind(ep.host, ep.port)
-    if not server.listen(backlog):
-        err = server.last_error
-        server.close()
-        raise OSError(f"cannot listen on {ep.address()}: {_reason(err)}")
-    return server
-
-
-def _bind_udp(ep: Endpoint) -> Socket:
-    sock = socket.udp({"family": ep.family})
-    if not sock.bind(ep.host, ep.port):
-        err = sock.last_error
-        sock.close()
-        raise OSError(f"cannot bind {ep.address()}: {_reason(err)}")
-    return sock
-
-
-def _bound(ep: Endpoint, sock: Socket) -> str:
-    if ep.transport == "unix":
-        return f"unix {ep.path}"
-    return f"{ep.transport} {ep.address(sock.sockname()[1])}"
 
 
 def _stop_all(glets: Sequence[Any]) -> None:

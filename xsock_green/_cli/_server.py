@@ -1,8 +1,8 @@
 """``xsock echo-server``: echo every byte (tcp, unix) or datagram (udp) back.
 
 The server is ``xsock_green.server``: ``server.run`` for TCP (``--workers N``
-processes), ``start_unix`` and ``start_udp`` otherwise.  ``_accept_loop`` and
-``_echo_datagrams`` are the hand-written loops that ``xsock bench`` runs.
+processes), ``start_unix`` and ``start_udp`` otherwise; ``xsock bench`` serves
+with the same handlers.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import gevent
 from gevent.event import Event
 
-from xsock_green import Bytes, Socket, server, socket
+from xsock_green import Bytes, Socket, server
 
 from ._common import (
     _BUFF_SIZE,
@@ -54,48 +53,11 @@ def _echo_stream(conn: Socket, log: Log | None, name: str) -> None:
             log(f"{name} closed after {total} bytes{why}")
 
 
-def _accept_loop(server: Socket, tcp: bool, conns: set[Any], log: Log | None) -> None:
-    """Accept clients and give each its own echo greenlet."""
-    number = 0
-    while True:
-        conn = server.accept()
-        if conn is None:
-            if server.rawfd() == -1:
-                return
-            # EMFILE and friends: the listener stays readable, so back off.
-            if log is not None:
-                log(f"accept failed: {_reason(server.last_error)}")
-            gevent.sleep(0.05)
-            continue
-        number += 1
-        if tcp:
-            conn.ctrl(socket.CTRL_SET_TCP_NODELAY, True)
-        name = f"connection {number}"
-        if log is not None:
-            log(f"{name} from {conn.peeraddr() or 'a unix client'}")
-        glet = gevent.spawn(_echo_stream, conn, log, name)
-        conns.add(glet)
-        glet.link(conns.discard)
-
-
-def _echo_datagrams(sock: Socket, log: Log | None, fatal: list[str]) -> None:
-    buff = Bytes(_BUFF_SIZE)
-    while True:
-        n, data, addr, port = sock.recvfrom(buff, _BUFF_SIZE, {"block": True})
-        if n < 0 or data is None or addr is None or port is None:
-            if sock.rawfd() != -1:
-                fatal.append(f"recvfrom failed: {_reason(sock.last_error)}")
-            return
-        if log is not None:
-            peer = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-            log(f"datagram of {n} bytes from {peer}")
-        sock.sendto(data, addr, port, {"block": True, "timeout": _IO_TIMEOUT})
-
-
 # -- echo-server ---------------------------------------------------------------
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``echo-server``'s own options."""
     parser.add_argument(
         "--workers",
         type=_positive(int, 1024, "an integer"),
@@ -122,9 +84,6 @@ def _non_negative_ms(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected milliseconds (>= 0), got {text!r}")
     return int(text)
-
-
-_Parser.COMMAND_ARGUMENTS["echo-server"] = _add_arguments
 
 
 class _LogLines(logging.Handler):
