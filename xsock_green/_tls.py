@@ -233,14 +233,20 @@ class TLSLayer:
                     return -1
             try:
                 # given a buffer, read() returns a count
-                n: Any = obj.read(size - got, view[got:] if got else view)
+                n: int = obj.read(size - got, view[got:] if got else view)  # type: ignore[assignment]
             except _WantRead:
+                if incoming.eof:  # never spin on a stream that has ended
+                    self._eof = True
+                    return got
                 continue
             except _Ended:
                 self._eof = True
                 return got
             except ssl.SSLError as exc:
                 raise _failure(exc, "receive") from None
+            if not n:  # the peer's close_notify
+                self._eof = True
+                return got
             got += n
             if got == size:
                 return got
@@ -289,7 +295,12 @@ class TLSLayer:
         while True:
             try:
                 self._stash = self._obj.read(_RAW)
+                if not self._stash:
+                    self._eof = True  # the peer's close_notify
             except _WantRead:
+                if self._in.eof:
+                    self._eof = True
+                    return True
                 if not self._pull():
                     return False
                 continue
