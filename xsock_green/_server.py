@@ -38,6 +38,7 @@ from ._bytes import Bytes
 from ._errors import SocketError
 from ._options import Options, check_timeout
 from ._socket import Socket
+from ._tls import server_context
 
 __all__ = ["K_STREAM", "K_UDP", "K_UNIX", "Server", "start", "start_udp", "start_unix"]
 
@@ -48,6 +49,9 @@ DatagramHandler = Callable[[Socket, Bytes, str, int], object]
 
 K_STREAM = frozenset({"backlog", "family", "max_conns", "nodelay", "reuseport", "stop_timeout"})
 K_UNIX = frozenset({"backlog", "is_abstract", "max_conns", "stop_timeout"})
+# TLS (SPEC section 9): the server runs the handshake before the handler.
+K_STREAM |= {"tls", "handshake_timeout"}
+K_UNIX |= {"tls", "handshake_timeout"}
 K_UDP = frozenset({"family", "reuseport", "stop_timeout"})
 
 #: accept() failures that free descriptors or memory would cure: back off.
@@ -143,6 +147,8 @@ class Server:
         self._nodelay = bool(o.get("nodelay", True)) and sock.family() != socket.UNIX
         #: Milliseconds ``server.run`` gives handlers when it stops on a signal.
         self.stop_timeout: float = o.get("stop_timeout", 5000)
+        self._tls = server_context(o.get("tls"))
+        self._handshake_timeout: float = o.get("handshake_timeout", 10000)
         self._address = sock.sockname()
         self._running: dict[gevent.Greenlet, Socket] = {}
         self._busy = False  # a UDP handler is running (in the loop's greenlet)
@@ -261,6 +267,8 @@ class Server:
 
     def _serve(self, conn: Socket) -> None:
         try:
+            if self._tls is not None and not self._secure(conn):
+                return
             self._handler(conn)
         except Exception:
             log.error(
@@ -274,6 +282,19 @@ class Server:
             self._running.pop(getcurrent(), None)
             if self._max > 0:
                 self._room.set()
+
+    def _secure(self, conn: Socket) -> bool:
+        """Run the TLS handshake on an accepted plain connection; log a failure."""
+        opt = {"server_side": True, "timeout": self._handshake_timeout}
+        result = conn.starttls(self._tls, opt)
+        if result != 1:
+            why = (
+                f"no handshake within {self._handshake_timeout:g} ms"
+                if result == 0
+                else _reason(conn.last_error)
+            )
+            log.warning("TLS handshake with %s failed: %s", conn.peeraddr() or conn, why)
+        return result == 1
 
     def _receive_loop(self) -> None:
         sock, handler, backoff = self._sock, self._handler, _Backoff()
@@ -339,6 +360,7 @@ def _listening(sock: Socket, where: str, handler: StreamHandler, o: Options, **k
 def start(handler: StreamHandler, addr: str, port: int, o: Options) -> Server:
     """``server.start``, given its checked options (``server.py`` checks them)."""
     _check_handler(handler)
+    server_context(o.get("tls"))
     bind_opt = {key: o[key] for key in ("family", "reuseport") if key in o}
     sock = socket.bind(addr, port, bind_opt)
     return _listening(sock, f"{addr}:{port}", handler, o)
@@ -347,6 +369,7 @@ def start(handler: StreamHandler, addr: str, port: int, o: Options) -> Server:
 def start_unix(handler: StreamHandler, path: str, o: Options) -> Server:
     """``server.start_unix``, given its checked options."""
     _check_handler(handler)
+    server_context(o.get("tls"))
     abstract = bool(o.get("is_abstract", False))
     sock = socket.bind_unix(path, {"is_abstract": abstract})
     unix_file = None

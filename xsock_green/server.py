@@ -41,7 +41,10 @@ def start(
     1024), ``max_conns`` (default ``-1``; at the limit nothing is accepted,
     new clients wait in the backlog), ``reuseport``, ``family``, ``nodelay``
     (``TCP_NODELAY`` on accepted sockets, default ``True``), ``stop_timeout``
-    (used by ``run``).  A binding failure raises ``SocketError`` as
+    (used by ``run``), ``tls`` (an ``ssl.SSLContext`` with the server's
+    certificate: the handshake runs before the handler, bounded by
+    ``handshake_timeout``, default 10000; a failed one is logged and the
+    handler is not called).  A binding failure raises ``SocketError`` as
     ``socket.bind`` does.
     """
     o = options("server.start", _server.K_STREAM, opt, kw)
@@ -52,7 +55,7 @@ def start_unix(
     handler: StreamHandler, path: str, opt: Options | None = None, /, **kw: Any
 ) -> Server:
     """``start`` on a unix socket at ``path`` (keys ``backlog``, ``max_conns``,
-    ``is_abstract``, ``stop_timeout``).
+    ``is_abstract``, ``stop_timeout``, ``tls``, ``handshake_timeout``).
 
     Never replaces an existing file; ``stop`` removes the socket file the
     server made (if it is still there).
