@@ -167,10 +167,12 @@ def _on_signals(stop: Event) -> Iterator[list[str]]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _listen(ep: Endpoint, backlog: int) -> Socket:
-    """A listening stream socket for ``ep``; raises ``OSError`` with a readable reason."""
+def _listen(ep: Endpoint, backlog: int, tls: Any = None) -> Socket:
+    """A listening stream socket for ``ep`` (accepting TLS with a ``tls`` context);
+    raises ``OSError`` with a readable reason."""
     unix = ep.transport == "unix"
-    server = socket.bind_unix(ep.path) if unix else socket.bind(ep.host, ep.port)
+    opt = {"tls": tls} if tls is not None else {}
+    server = socket.bind_unix(ep.path, opt) if unix else socket.bind(ep.host, ep.port, opt)
     if not server.listen(backlog):
         err = server.last_error
         server.close()

@@ -21,6 +21,7 @@ from gevent.event import Event
 
 from xsock_green import Bytes, Socket, server, socket
 
+from . import _tls
 from ._common import (
     _BUFF_SIZE,
     _IO_TIMEOUT,
@@ -174,8 +175,10 @@ def _echo_server(prog: str, args: argparse.Namespace) -> int:
     log: Log | None = (lambda msg: _say(prog, msg)) if args.verbose else None
     if args.workers > 1 and ep.transport != "tcp":
         _Parser(prog=prog).error("--workers needs --tcp")
-    opt = {"stop_timeout": args.stop_timeout}
+    opt: dict[str, Any] = {"stop_timeout": args.stop_timeout}
     try:
+        if args.tls_cert:
+            opt["tls"] = _tls.server_context(args.tls_cert, args.tls_key)
         with _server_log(prog):
             if ep.transport == "tcp":
                 got = _serve_tcp(ep, args.workers, _stream_handler(log), opt)
@@ -212,7 +215,8 @@ def _serve_here(ep: Endpoint, log: Log | None, opt: dict[str, Any]) -> str:
     if ep.transport == "udp":
         srv = server.start_udp(_datagram_handler(log), ep.host, ep.port, family=ep.family)
     else:
-        srv = server.start_unix(_stream_handler(log), ep.path, {"backlog": 128})
+        tls = {"tls": opt["tls"]} if "tls" in opt else {}
+        srv = server.start_unix(_stream_handler(log), ep.path, {"backlog": 128, **tls})
     stop = Event()
     with srv, _on_signals(stop) as got:
         where = ep.path if ep.transport == "unix" else ep.address(srv.sockname()[1])
