@@ -49,8 +49,9 @@ WORKLOADS = {"echo-1k": (1024, 10), "bulk": (1 << 20, 1)}
 # -- the servers (run with --serve NAME CERT KEY) -------------------------------
 
 
-def _server_context(cert: str, key: str) -> Any:
-    import ssl
+def _server_context(cert: str, key: str, ssl: Any = None) -> Any:
+    if ssl is None:
+        import ssl
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -91,6 +92,11 @@ def serve_xsock_green(cert: str, key: str) -> None:
 
 
 def serve_gevent_ssl(cert: str, key: str) -> None:
+    from gevent import monkey
+
+    monkey.patch_all()  # as gevent's users run it: ssl's classes become gevent's
+    import ssl
+
     from gevent import socket as gsocket
     from gevent.server import StreamServer
 
@@ -107,7 +113,8 @@ def serve_gevent_ssl(cert: str, key: str) -> None:
         finally:
             sock.close()
 
-    server = StreamServer((HOST, 0), echo, ssl_context=_server_context(cert, key), backlog=1024)
+    ctx = _server_context(cert, key, ssl)
+    server = StreamServer((HOST, 0), echo, ssl_context=ctx, backlog=1024)
     server.start()
     _ready(server.server_port)
     server.serve_forever()
@@ -179,16 +186,18 @@ def client(port: int, size: int, conns: int, seconds: float, cafile: str) -> Non
             transports.append(t)
         await asyncio.sleep(0.3)  # warm-up
         first, started = counts[0], time.perf_counter()
+        cpu0 = time.process_time()
         sys.stdout.write("go\n")
         sys.stdout.flush()
         await asyncio.sleep(seconds)
         done, took = counts[0] - first, time.perf_counter() - started
+        cpu = time.process_time() - cpu0
         stop[0] = True
         sys.stdout.write("end\n")
         sys.stdout.flush()
         for t in transports:
             t.close()
-        return {"requests": done, "seconds": took}
+        return {"requests": done, "seconds": took, "client_cpu": cpu}
 
     print(json.dumps(uvloop.run(main())), flush=True)
 
