@@ -640,3 +640,16 @@ def test_unix_sockets_run_tls(
             assert recv_exactly(conn, 4) == b"unix"
     finally:
         lst.close()
+
+
+def test_starttls_refuses_while_another_greenlet_waits(
+    tcp_pair: tuple[Socket, Socket], client_ctx: ssl.SSLContext, spawn: Spawn
+) -> None:
+    client, _server = tcp_pair
+    reader = spawn(client.recv, Bytes(10), 10, {"block": True})
+    gevent.idle()
+    with pytest.raises(BusyError):
+        client.starttls(client_ctx)
+    assert client.tls_info() is None
+    client.close()
+    assert reader.get(timeout=5) == (-1, None)

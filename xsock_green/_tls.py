@@ -398,8 +398,15 @@ def start(
     hostname: str | None,
     deadline: float | None,
 ) -> int:
-    """Put a TLS layer on a connected plain socket and run the handshake."""
+    """Put a TLS layer on a connected plain socket and run the handshake.
+
+    Refused (``BusyError``) while another greenlet waits on the socket: its
+    plain call would read ciphertext or interleave plaintext.
+    """
     core._live()
+    io = core._io
+    if io.rowner is not None or io.wowner is not None:
+        raise io.busy(1 if io.rowner is not None else 2)
     core._tls = TLSLayer(core, context, server_side, hostname)
     return handshake(core, deadline)
 
