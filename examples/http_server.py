@@ -11,10 +11,16 @@ requests.  ``server.start`` runs one greenlet per connection, which reads
 requests with block-mode ``recv`` into one ``Bytes`` buffer; connections are persistent as HTTP/1.1
 wants (``Connection: close`` and HTTP/1.0 end them), pipelined requests are
 answered in order, and an idle connection is closed after ``--idle`` ms.
-Pages: ``/`` (HTML) and ``/hello`` (text); ``GET`` and ``HEAD`` only.  Each
+Pages: ``/`` (HTML), ``/hello`` (text) and ``/bytes/N`` (``N`` bytes, up to
+64 MiB, of the repeated pattern 0..255); ``GET`` and ``HEAD`` only.  Each
 request is logged as ``PEER "GET / HTTP/1.1" 200 LENGTH``.
 
-This is a demonstration, not a web server: no TLS, no request bodies beyond
+HTTPS: give a certificate and its key (``server.start`` option ``tls``)::
+
+    python examples/http_server.py --port 8443 --tls-cert cert.pem --tls-key key.pem
+    curl --cacert ca.pem https://localhost:8443/hello
+
+This is a demonstration, not a web server: no request bodies beyond
 ``--max-body`` bytes, no chunked uploads.
 """
 
@@ -22,12 +28,15 @@ from __future__ import annotations
 
 import argparse
 import html
+import ssl
+from typing import Any
 
 import gevent
 
 from xsock_green import Bytes, Socket, __version__, server
 
 MAX_HEAD = 16384
+MAX_BYTES = 64 << 20
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -60,6 +69,10 @@ class Site:
             return 200, "text/html; charset=utf-8", body.encode()
         if path == "/hello":
             return 200, "text/plain; charset=utf-8", b"hello from xsock_green\n"
+        size = path.removeprefix("/bytes/")
+        if size.isdigit() and int(size) <= MAX_BYTES:
+            n = int(size)
+            return 200, "application/octet-stream", (bytes(range(256)) * (n // 256 + 1))[:n]
         return 404, "text/plain; charset=utf-8", f"no page at {path}\n".encode()
 
     def respond(
@@ -164,9 +177,14 @@ class Site:
         return True
 
 
-def main(host: str, port: int, count: int, idle: int, max_body: int) -> None:
+def main(
+    host: str, port: int, count: int, idle: int, max_body: int, tls: ssl.SSLContext | None = None
+) -> None:
     site = Site(count, idle, max_body)
-    srv = site.server = server.start(site.handle, host, port, {"backlog": 128})
+    opt: dict[str, Any] = {"backlog": 128}
+    if tls is not None:
+        opt["tls"] = tls  # the handshake runs before site.handle is called
+    srv = site.server = server.start(site.handle, host, port, opt)
     print(f"Server listening on {host}:{srv.sockname()[1]}", flush=True)
     try:
         srv.serve_forever()  # until the last counted request stops it
@@ -181,5 +199,11 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=0, help="requests to answer; 0 = forever")
     parser.add_argument("--idle", type=int, default=10000, help="ms before an idle close")
     parser.add_argument("--max-body", type=int, default=1 << 20, help="largest request body")
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate")
+    parser.add_argument("--tls-key", metavar="FILE", help="its PEM key (default: in --tls-cert)")
     args = parser.parse_args()
-    main(args.host, args.port, args.count, args.idle, args.max_body)
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    main(args.host, args.port, args.count, args.idle, args.max_body, context)

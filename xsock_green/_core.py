@@ -46,6 +46,7 @@ __all__ = [
     "SEND",
     "SENDFILE",
     "SENDTO",
+    "TLS_HANDSHAKE",
     "TLS_RECV",
     "TLS_SEND",
     "Core",
@@ -64,8 +65,10 @@ CONNECT = 8
 #: which moves plaintext and says which readiness it needs when it cannot.
 TLS_RECV = 7
 TLS_SEND = 10
+#: The TLS handshake (send slot): its step returns ``1`` once it is done.
+TLS_HANDSHAKE = 12
 
-_NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile"}
+_NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile", TLS_RECV: "recv", TLS_SEND: "send"}
 #: The direction (waiter slot and watcher) of each kind.
 _SLOT = (0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2)
 
@@ -283,6 +286,10 @@ class Core:
                             n = self._tls.send(v)
                             if n < 0:
                                 events = self._tls.wants
+                        elif kind == TLS_HANDSHAKE:
+                            n = self._tls.handshake()
+                            if n < 0:
+                                events = self._tls.wants
                         else:
                             n = sock.connect_ex(self._to)
                             if n == 0 or n == _errno.EISCONN:
@@ -354,7 +361,8 @@ class Core:
                     result = io.wait(events, deadline, cur, slot)
                 else:
                     soon = _monotonic() + _BACKLOG_RETRY
-                    result = io.wait(0, soon if deadline is None else min(soon, deadline), cur, 2)
+                    until = soon if deadline is None else min(soon, deadline)
+                    result = io.wait(0, until, cur, slot)
                     events = slot
                     if result == 0 and (deadline is None or _monotonic() < deadline):
                         result = 1

@@ -53,6 +53,20 @@ def check_port(value: object) -> int:
     return check_int("port", value, 0, 65535)
 
 
+def _tls(key: str, value: object) -> None:
+    import ssl
+
+    if not isinstance(value, (bool, ssl.SSLContext)):
+        raise TypeError(
+            f"option {key!r} must be True or an ssl.SSLContext, not {type(value).__name__}"
+        )
+
+
+def _str(key: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"option {key!r} must be a str, not {type(value).__name__}")
+
+
 def _family(key: str, value: object) -> None:
     check_int(key, value, 1, 3)
 
@@ -81,6 +95,9 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
     "start": _position,
     "last": lambda key, value: check_int(key, value, 0),
     "family": _family,
+    "tls": _tls,
+    "server_hostname": _str,
+    "server_side": _bool,
     # xsock_green.server
     "backlog": lambda key, value: check_int(key, value, 0),
     "max_conns": _limit,

@@ -38,6 +38,7 @@ from ._bytes import Bytes
 from ._errors import SocketError
 from ._options import Options, check_timeout
 from ._socket import Socket
+from ._tls import server_context
 
 __all__ = ["K_STREAM", "K_UDP", "K_UNIX", "Server", "start", "start_udp", "start_unix"]
 
@@ -56,10 +57,19 @@ K_STREAM = frozenset(
         "proxy_protocol",
         "reuseport",
         "stop_timeout",
+        "tls",
     }
 )
 K_UNIX = frozenset(
-    {"backlog", "handshake_timeout", "is_abstract", "max_conns", "proxy_protocol", "stop_timeout"}
+    {
+        "backlog",
+        "handshake_timeout",
+        "is_abstract",
+        "max_conns",
+        "proxy_protocol",
+        "stop_timeout",
+        "tls",
+    }
 )
 #: A datagram has no header to read: ``proxy_protocol`` is accepted and ignored.
 K_UDP = frozenset({"family", "proxy_protocol", "reuseport", "stop_timeout"})
@@ -157,6 +167,7 @@ class Server:
         self._nodelay = bool(o.get("nodelay", True)) and sock.family() != socket.UNIX
         #: Milliseconds ``server.run`` gives handlers when it stops on a signal.
         self.stop_timeout: float = o.get("stop_timeout", 5000)
+        self._tls = server_context(o.get("tls"))
         self._handshake_timeout: float = o.get("handshake_timeout", 10000)
         self._proxy_protocol = bool(o.get("proxy_protocol", False)) and not datagram
         self._address = sock.sockname()
@@ -277,7 +288,10 @@ class Server:
 
     def _serve(self, conn: Socket) -> None:
         try:
+            # SPEC: the PROXY header comes first, then the TLS handshake.
             if self._proxy_protocol and not _proxy.accept_header(conn, self._handshake_timeout):
+                return
+            if self._tls is not None and not self._secure(conn):
                 return
             self._handler(conn)
         except Exception:
@@ -292,6 +306,19 @@ class Server:
             self._running.pop(getcurrent(), None)
             if self._max > 0:
                 self._room.set()
+
+    def _secure(self, conn: Socket) -> bool:
+        """Run the TLS handshake on an accepted plain connection; log a failure."""
+        opt = {"server_side": True, "timeout": self._handshake_timeout}
+        result = conn.starttls(self._tls, opt)
+        if result != 1:
+            why = (
+                f"no handshake within {self._handshake_timeout:g} ms"
+                if result == 0
+                else _reason(conn.last_error)
+            )
+            log.warning("TLS handshake with %s failed: %s", conn.peeraddr() or conn, why)
+        return result == 1
 
     def _receive_loop(self) -> None:
         sock, handler, backoff = self._sock, self._handler, _Backoff()
@@ -357,6 +384,7 @@ def _listening(sock: Socket, where: str, handler: StreamHandler, o: Options, **k
 def start(handler: StreamHandler, addr: str, port: int, o: Options) -> Server:
     """``server.start``, given its checked options (``server.py`` checks them)."""
     _check_handler(handler)
+    server_context(o.get("tls"))
     bind_opt = {key: o[key] for key in ("family", "reuseport") if key in o}
     sock = socket.bind(addr, port, bind_opt)
     return _listening(sock, f"{addr}:{port}", handler, o)
@@ -365,6 +393,7 @@ def start(handler: StreamHandler, addr: str, port: int, o: Options) -> Server:
 def start_unix(handler: StreamHandler, path: str, o: Options) -> Server:
     """``server.start_unix``, given its checked options."""
     _check_handler(handler)
+    server_context(o.get("tls"))
     abstract = bool(o.get("is_abstract", False))
     sock = socket.bind_unix(path, {"is_abstract": abstract})
     unix_file = None

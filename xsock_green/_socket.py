@@ -23,7 +23,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from . import _hub
+from . import _hub, _tls
 from ._args import data_view, format_addr, received, span, unix_path
 from ._args import target as _target
 from ._bytes import Bytes
@@ -44,10 +44,10 @@ from ._constants import (
     UDP,
     UNIX,
 )
-from ._core import ACCEPT, CONNECT, RECV, RECVFROM, SEND, SENDTO, Core, xmake
+from ._core import ACCEPT, CONNECT, RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, Core, xmake
 from ._errors import SocketError, TimeoutError
 from ._files import send_file
-from ._options import BLOCK, EMPTY, Options, check_int, check_port, options
+from ._options import BLOCK, EMPTY, Options, check_int, check_port, check_timeout, options
 
 __all__ = ["Socket"]
 
@@ -58,7 +58,9 @@ _K_RECV = frozenset({"block", "start", "timeout", "waitall"})
 _K_DGRAM = frozenset({"block", "timeout"})
 _K_TIMEOUT = frozenset({"timeout"})
 _K_UNIX = frozenset({"is_abstract"})
-_K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
+_K_CONNECT = frozenset({"timeout", "tls", "server_hostname"})
+_K_CONNECT_UNIX = frozenset({"is_abstract", "timeout", "tls", "server_hostname"})
+_K_STARTTLS = frozenset({"server_side", "server_hostname", "timeout"})
 
 _ident = _hub.get_thread_ident
 _monotonic = _hub.monotonic
@@ -76,7 +78,7 @@ class Socket(Core):
     method returns xmake's values; ``last_error`` explains the last failure.
     """
 
-    __slots__ = ("_dest", "_peer")
+    __slots__ = ("_dest", "_peer", "_tlsctx")
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
@@ -91,6 +93,8 @@ class Socket(Core):
         self._from: Any = None
         self._to: Any = None
         self._tls: Any = None
+        #: A listener's TLS context (``bind`` with ``tls``): accepted sockets get it.
+        self._tlsctx: Any = None
         self._dest: tuple[str, int, Any] | None = None
         self._peer: Any = None  # the client's address from a PROXY protocol header
         self._last = None
@@ -241,36 +245,102 @@ class Socket(Core):
         except BaseException:
             os.close(fd)
             raise
-        return Socket(self._type, self._family, client)
+        conn = Socket(self._type, self._family, client)
+        if self._tlsctx is not None:
+            conn._tls = _tls.TLSLayer(conn, self._tlsctx, True, None)
+        return conn
 
     @xmake(-1)
     def connect(self, addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> int:
         """Connect; ``1`` connected, ``0`` timed out (key ``timeout``), ``-1`` failed.
 
-        The timeout covers resolving a host name too.
+        The timeout covers resolving a host name too, and the TLS handshake
+        with key ``tls`` (``True`` or an ``ssl.SSLContext``; the name checked
+        is ``addr`` unless ``server_hostname`` says otherwise).
         """
-        o = options("connect", _K_TIMEOUT, opt, kw)
+        o = options("connect", _K_CONNECT, opt, kw)
         timeout = o.get("timeout", -1)
         deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+        hostname = o.get("server_hostname", addr)
+        tls = _tls.client_context(o.get("tls"), hostname)
         sockaddr = self._sockaddr(addr, port, deadline, self._live())
         if sockaddr is None:
             return 0
         if deadline is not None:
             o = {"timeout": max(0.0, deadline - _monotonic()) * 1000.0}
-        return self._connect(sockaddr, o)
+        return self._connect(sockaddr, o, tls, hostname, deadline)
 
     @xmake(-1)
     def connect_unix(self, path: str, opt: Options | None = None, /, **kw: Any) -> int:
-        """Connect a unix socket (keys ``is_abstract``, ``timeout``): ``1``, ``0``, ``-1``."""
+        """Connect a unix socket (keys ``is_abstract``, ``timeout``, ``tls``,
+        ``server_hostname``): ``1``, ``0``, ``-1``."""
         o = options("connect_unix", _K_CONNECT_UNIX, opt, kw)
-        return self._connect(self._unix_addr(path, o), o)
+        timeout = o.get("timeout", -1)
+        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+        hostname = o.get("server_hostname")
+        tls = _tls.client_context(o.get("tls"), hostname)
+        return self._connect(self._unix_addr(path, o), o, tls, hostname, deadline)
 
-    def _connect(self, sockaddr: Any, o: Options) -> int:
+    def _connect(
+        self, sockaddr: Any, o: Options, tls: Any, hostname: str | None, deadline: float | None
+    ) -> int:
         self._to = sockaddr
         try:
-            return 0 if self._move(CONNECT, b"", True, o) < 0 else 1
+            if self._move(CONNECT, b"", True, o) < 0:
+                return 0
         finally:
             self._to = None
+        if tls is None:
+            return 1
+        return _tls.start(self, tls, False, hostname, deadline)
+
+    # -- TLS --------------------------------------------------------------
+
+    @xmake(-1)
+    def starttls(self, tls: Any, opt: Options | None = None, /, **kw: Any) -> int:
+        """Upgrade this connected socket to TLS (keys ``server_side``,
+        ``server_hostname``, ``timeout``): ``1`` done, ``0`` timed out, ``-1`` failed.
+
+        ``tls`` is ``True`` (the default client context) or an
+        ``ssl.SSLContext`` (one with a certificate for ``server_side``).  A
+        client checks ``server_hostname``, by default the peer's address.
+        """
+        o = options("starttls", _K_STARTTLS, opt, kw)
+        timeout = o.get("timeout", -1)
+        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+        server_side = o.get("server_side", False)
+        if not self._stream:
+            raise TypeError(f"starttls() is for stream sockets; {self} is not one")
+        if self._tls is not None:
+            raise ValueError(f"{self} already runs TLS")
+        if server_side:
+            ctx, hostname = _tls.server_context(tls), None
+            if ctx is None:
+                raise TypeError("starttls() needs an ssl.SSLContext (or True for a client)")
+        else:
+            peer = self.peername()
+            hostname = o.get("server_hostname", peer[0] if isinstance(peer, tuple) else None)
+            ctx = _tls.client_context(tls, hostname)
+            if ctx is None:
+                raise TypeError("starttls() needs True or an ssl.SSLContext")
+        return _tls.start(self, ctx, server_side, hostname, deadline)
+
+    @xmake(-1)
+    def handshake(self, timeout: float = -1) -> int:
+        """Run the TLS handshake now: ``1`` done (also when it already was),
+        ``0`` timed out, ``-1`` failed (``last_error`` says why)."""
+        check_timeout("timeout", timeout)
+        if self._tls is None:
+            self._live()
+            raise TypeError(f"handshake() is for TLS sockets; {self} is a plain socket")
+        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+        return _tls.handshake(self, deadline)
+
+    def tls_info(self) -> dict[str, Any] | None:
+        """``None`` for a plain socket; otherwise ``version``, ``cipher``,
+        ``server_hostname`` and ``peercert`` (as ``ssl.SSLObject`` gives them)."""
+        tls = self._tls
+        return None if tls is None else tls.info()
 
     # -- streams ----------------------------------------------------------
 
@@ -291,7 +361,7 @@ class Socket(Core):
                 begin, end = span(o, len(view))
                 view = memoryview(view)[begin:end]
         try:
-            n = self._move(SEND, view, block, o)
+            n = self._move(SEND if self._tls is None else TLS_SEND, view, block, o)
         except TimeoutError:
             raise
         except OSError as exc:
@@ -320,7 +390,12 @@ class Socket(Core):
         o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else EMPTY
         target = _target(buff, size, o)
         try:
-            n = self._move(RECV, target, True if o is BLOCK else o.get("block", self._block), o)
+            n = self._move(
+                RECV if self._tls is None else TLS_RECV,
+                target,
+                True if o is BLOCK else o.get("block", self._block),
+                o,
+            )
         except TimeoutError:
             raise
         except OSError as exc:
@@ -425,7 +500,9 @@ class Socket(Core):
         failure or when the socket is closed meanwhile.  The directions
         waited in are taken for the wait, as a block call takes them.
         """
-        return self._wait(events, timeout)
+        if self._tls is None:
+            return self._wait(events, timeout)
+        return _tls.wait(self, events, timeout)
 
     def ctrl(self, code: int, value: Any = None) -> Any:
         """Set (even codes) or get (odd codes) a socket option.
@@ -507,6 +584,8 @@ class Socket(Core):
             return False
         if _ident() != self._io.thread:
             self._io.check_thread()
+        if self._tls is not None:
+            self._tls.close_notify()
         self._sock = None
         if self._polled:
             from ._multiwait import forget

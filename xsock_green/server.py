@@ -44,8 +44,11 @@ def start(
     (used by ``run``), ``proxy_protocol`` (default ``False``: each
     connection must start with a PROXY protocol header, version 1 or 2, read
     before the handler runs; ``peeraddr()`` and ``peername()`` then give the
-    client's address from it) and ``handshake_timeout`` (ms to wait for that
-    header, default 10000).  A binding failure raises ``SocketError`` as
+    client's address from it), ``tls`` (an ``ssl.SSLContext`` with the
+    server's certificate: the handshake runs before the handler, after the
+    PROXY header if any; a failed one is logged and the handler is not
+    called) and ``handshake_timeout`` (ms for the header and the handshake,
+    default 10000).  A binding failure raises ``SocketError`` as
     ``socket.bind`` does.
     """
     o = options("server.start", _server.K_STREAM, opt, kw)
@@ -56,7 +59,7 @@ def start_unix(
     handler: StreamHandler, path: str, opt: Options | None = None, /, **kw: Any
 ) -> Server:
     """``start`` on a unix socket at ``path`` (keys ``backlog``, ``max_conns``,
-    ``is_abstract``, ``stop_timeout``, ``proxy_protocol``, ``handshake_timeout``).
+    ``is_abstract``, ``stop_timeout``, ``proxy_protocol``, ``tls``, ``handshake_timeout``).
 
     Never replaces an existing file; ``stop`` removes the socket file the
     server made (if it is still there).

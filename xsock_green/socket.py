@@ -41,6 +41,7 @@ from ._constants import (
 from ._errors import SocketError
 from ._options import Options, check_int, options
 from ._socket import Socket
+from ._tls import server_context
 
 __all__ = [
     "CTRL_GET_BLOCK",
@@ -77,10 +78,10 @@ __all__ = [
 ]
 
 _K_FAMILY = frozenset({"family"})
-_K_BIND = frozenset({"family", "reuseport"})
-_K_CONNECT = frozenset({"family", "timeout"})
-_K_UNIX = frozenset({"is_abstract"})
-_K_CONNECT_UNIX = frozenset({"is_abstract", "timeout"})
+_K_BIND = frozenset({"family", "reuseport", "tls"})
+_K_CONNECT = frozenset({"family", "timeout", "tls", "server_hostname"})
+_K_UNIX = frozenset({"is_abstract", "tls"})
+_K_CONNECT_UNIX = frozenset({"is_abstract", "timeout", "tls", "server_hostname"})
 
 
 def open(type: int = TCP, family: int = IPV4) -> Socket:
@@ -135,12 +136,17 @@ def _family_of(addr: object, o: Options) -> int:
 def bind(addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> Socket:
     """A TCP socket bound to ``addr``:``port``, not yet listening.
 
-    Keys ``family`` (inferred from ``addr`` when absent) and ``reuseport``.
-    Sets ``SO_REUSEADDR``; ``SO_REUSEPORT`` only when asked.  Raises
+    Keys ``family`` (inferred from ``addr`` when absent), ``reuseport`` and
+    ``tls`` (an ``ssl.SSLContext`` with the server's certificate: the
+    sockets it accepts run TLS, with the handshake on their first
+    ``send``/``recv``/``wait`` or at ``handshake(timeout)``).  Sets
+    ``SO_REUSEADDR``; ``SO_REUSEPORT`` only when asked.  Raises
     ``SocketError`` naming the address and the reason on failure.
     """
     o = options("bind", _K_BIND, opt, kw)
+    tls = server_context(o.get("tls"))
     sock = open(TCP, _family_of(addr, o))
+    sock._tlsctx = tls
     try:
         if o.get("reuseport", False):
             sock._live().setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
@@ -153,14 +159,16 @@ def bind(addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> Sock
 
 
 def bind_unix(path: str, opt: Options | None = None, /, **kw: Any) -> Socket:
-    """A unix socket bound to ``path`` (key ``is_abstract``).
+    """A unix socket bound to ``path`` (keys ``is_abstract``, ``tls`` as for ``bind``).
 
     Never deletes an existing file: binding over one raises ``SocketError``.
     """
     o = options("bind_unix", _K_UNIX, opt, kw)
+    tls = server_context(o.get("tls"))
     sock = unix()
+    sock._tlsctx = tls
     try:
-        if not sock.bind_unix(path, o):
+        if not sock.bind_unix(path, _only(o, "is_abstract")):
             raise _bind_error(sock, repr(path))
     except BaseException:
         sock.close()
@@ -177,22 +185,28 @@ def _bind_error(sock: Socket, where: str) -> SocketError:
 def connect(addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> Socket | None:
     """A TCP socket connected to ``addr``:``port``; ``None`` on timeout or refusal.
 
-    Keys ``family`` (inferred from ``addr`` when absent) and ``timeout``.
+    Keys ``family`` (inferred from ``addr`` when absent), ``timeout``,
+    ``tls`` (``True`` or an ``ssl.SSLContext``: the handshake is part of the
+    connect and of its timeout; a failed verification returns ``None``) and
+    ``server_hostname`` (the name checked and sent, default ``addr``).
     """
     o = options("connect", _K_CONNECT, opt, kw)
     sock = open(TCP, _family_of(addr, o))
-    return _connected(sock, lambda: sock.connect(addr, port, _only(o, "timeout")))
+    return _connected(
+        sock, lambda: sock.connect(addr, port, _only(o, "timeout", "tls", "server_hostname"))
+    )
 
 
 def connect_unix(path: str, opt: Options | None = None, /, **kw: Any) -> Socket | None:
-    """A unix socket connected to ``path`` (keys ``is_abstract``, ``timeout``), or ``None``."""
+    """A unix socket connected to ``path`` (keys ``is_abstract``, ``timeout``, ``tls``,
+    ``server_hostname``), or ``None``."""
     o = options("connect_unix", _K_CONNECT_UNIX, opt, kw)
     sock = unix()
     return _connected(sock, lambda: sock.connect_unix(path, o))
 
 
-def _only(o: Options, key: str) -> Options:
-    return {key: o[key]} if key in o else {}
+def _only(o: Options, *keys: str) -> Options:
+    return {key: o[key] for key in keys if key in o}
 
 
 class _Why(_GreenletLocal):  # type: ignore[misc]

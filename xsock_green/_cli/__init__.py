@@ -19,6 +19,7 @@ from pathlib import Path
 
 from xsock_green import __version__
 
+from . import _tls
 from ._bench import _bench
 from ._client import _echo_client
 from ._common import (
@@ -79,6 +80,17 @@ def _parser(prog: str) -> _Parser:
         help="milliseconds to wait for a connection or an echo (default %(default)s)",
     )
     client.add_argument("-v", "--verbose", action="count", default=0, help="log the connection")
+    client.add_argument(
+        "--tls", action="store_true", help="connect with TLS (certificate and host name verified)"
+    )
+    client.add_argument(
+        "--cafile", metavar="FILE", help="with --tls: trust the CAs in FILE instead of the system's"
+    )
+    client.add_argument(
+        "--server-hostname",
+        metavar="NAME",
+        help="with --tls: the name to verify (default: the host; needed for --unix)",
+    )
 
     bench = sub.add_parser(
         "bench",
@@ -95,6 +107,9 @@ def _parser(prog: str) -> _Parser:
     )
     bench.add_argument("--transport", choices=("tcp", "unix", "udp"), default="tcp")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument(
+        "--tls", action="store_true", help="TLS on every connection (certificates made for the run)"
+    )
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -110,6 +125,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "xsock") -> int:
     sub_prog = f"{prog} {args.command}"
     if args.command == "echo-client" and args.count is not None and args.message is None:
         _Parser(prog=sub_prog).error("--count needs --message (without it, stdin is sent)")
+    _tls.check_args(args, _Parser(prog=sub_prog))
     if args.command == "bench" and args.transport == "udp" and args.size > _UDP_MAX:
         _Parser(prog=sub_prog).error(f"--size must be <= {_UDP_MAX} for udp, got {args.size}")
     try:

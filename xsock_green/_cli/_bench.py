@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import resource
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -34,6 +36,7 @@ from ._common import (
     _stop_all,
 )
 from ._server import _datagram_handler, _stream_handler
+from ._tls import run_contexts
 
 
 class _Stats:
@@ -183,8 +186,13 @@ def _bench(prog: str, args: argparse.Namespace) -> int:
             ep = Endpoint(transport, "127.0.0.1", 0)
         stats = _Stats()
         stop = Event()
-        with _on_signals(stop) as got:
-            outcome = _bench_run(ep, args, stats, stop)
+        with contextlib.ExitStack() as stack:
+            tls = stack.enter_context(run_contexts()) if args.tls else None
+            got = stack.enter_context(_on_signals(stop))
+            outcome = _bench_run(ep, args, stats, stop, tls)
+    except OSError as exc:
+        _say(prog, str(exc))
+        return EXIT_FAIL
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -202,18 +210,27 @@ def _bench(prog: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Event) -> float | str:
-    """Serve ``ep`` and run the clients; the seconds measured, or why it could not run."""
-    backlog = min(args.clients, 4096)
+def _bench_run(
+    ep: Endpoint,
+    args: argparse.Namespace,
+    stats: _Stats,
+    stop: Event,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+) -> float | str:
+    """Serve ``ep`` and run the clients; the seconds measured, or why it could not run.
+
+    ``tls``: the (server, client) contexts of a ``--tls`` run.
+    """
+    opt: dict[str, Any] = {"backlog": min(args.clients, 4096)}
+    if tls is not None:
+        opt["tls"] = tls[0]
     try:
         if ep.transport == "udp":
             srv = server.start_udp(_datagram_handler(None), ep.host, ep.port, family=ep.family)
         elif ep.transport == "unix":
-            srv = server.start_unix(_stream_handler(None), ep.path, backlog=backlog)
+            srv = server.start_unix(_stream_handler(None), ep.path, opt)
         else:
-            srv = server.start(
-                _stream_handler(None), ep.host, ep.port, family=ep.family, backlog=backlog
-            )
+            srv = server.start(_stream_handler(None), ep.host, ep.port, family=ep.family, **opt)
     except OSError as exc:
         return str(exc)
     with srv:
@@ -221,7 +238,12 @@ def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Even
         socks: list[Socket] = []
         try:
             return _run_clients(
-                Endpoint(ep.transport, ep.host, port, ep.path), args, stats, stop, socks
+                Endpoint(ep.transport, ep.host, port, ep.path),
+                args,
+                stats,
+                stop,
+                socks,
+                None if tls is None else {"tls": tls[1], "server_hostname": "localhost"},
             )
         finally:
             for sock in socks:
@@ -229,7 +251,12 @@ def _bench_run(ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Even
 
 
 def _run_clients(
-    ep: Endpoint, args: argparse.Namespace, stats: _Stats, stop: Event, socks: list[Socket]
+    ep: Endpoint,
+    args: argparse.Namespace,
+    stats: _Stats,
+    stop: Event,
+    socks: list[Socket],
+    tls: dict[str, Any] | None = None,
 ) -> float | str:
     """Connect the clients, run them for the duration; the seconds it took, or an error."""
     for _ in range(args.clients):
@@ -237,7 +264,7 @@ def _run_clients(
             socks.append(socket.udp())
             continue
         try:
-            sock = _connect(ep, _IO_TIMEOUT)
+            sock = _connect(ep, _IO_TIMEOUT, tls)
         except OSError as exc:
             return str(exc)
         if ep.transport == "tcp":
@@ -267,6 +294,7 @@ def _report(args: argparse.Namespace, stats: _Stats, elapsed: float) -> dict[str
     rate = stats.requests / elapsed if elapsed > 0 else 0.0
     return {
         "transport": args.transport,
+        "tls": bool(args.tls),
         "clients": args.clients,
         "size": args.size,
         "duration_s": round(elapsed, 3),
@@ -283,7 +311,7 @@ def _report(args: argparse.Namespace, stats: _Stats, elapsed: float) -> dict[str
 
 def _table(r: dict[str, Any]) -> str:
     title = (
-        f"xsock bench: {r['transport']}, {r['clients']} clients, "
+        f"xsock bench: {r['transport']}{' with TLS' if r['tls'] else ''}, {r['clients']} clients, "
         f"{r['size']}-byte messages, {r['duration_s']:.2f} s"
     )
     rows = [

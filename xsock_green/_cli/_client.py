@@ -11,6 +11,7 @@ import gevent
 
 from xsock_green import Bytes, Socket, socket
 
+from . import _tls
 from ._common import (
     _BUFF_SIZE,
     _DUPLEX_OVER,
@@ -31,12 +32,14 @@ def _messages(args: argparse.Namespace) -> Iterator[bytes]:
         yield from sys.stdin.buffer
 
 
-def _connect(ep: Endpoint, timeout: int) -> Socket:
+def _connect(ep: Endpoint, timeout: int, tls: dict[str, Any] | None = None) -> Socket:
+    """A connected socket (TLS with ``tls``: the ``tls``/``server_hostname`` options)."""
     sock = socket.unix() if ep.transport == "unix" else socket.tcp({"family": ep.family})
+    opt = {"timeout": timeout, **(tls or {})}
     if ep.transport == "unix":
-        result = sock.connect_unix(ep.path, {"timeout": timeout})
+        result = sock.connect_unix(ep.path, opt)
     else:
-        result = sock.connect(ep.host, ep.port, {"timeout": timeout})
+        result = sock.connect(ep.host, ep.port, opt)
     if result != 1:
         why = "timed out" if result == 0 else _reason(sock.last_error)
         sock.close()
@@ -86,7 +89,18 @@ def _echo_client(prog: str, args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     buff = Bytes(_BUFF_SIZE)
     try:
-        sock = socket.udp({"family": ep.family}) if ep.transport == "udp" else _connect(ep, timeout)
+        tls: dict[str, Any] | None = None
+        if args.tls:
+            tls = {"tls": _tls.client_context(args.cafile)}
+            if args.server_hostname:
+                tls["server_hostname"] = args.server_hostname
+            elif ep.transport == "unix":
+                tls["server_hostname"] = "localhost"
+        sock = (
+            socket.udp({"family": ep.family})
+            if ep.transport == "udp"
+            else _connect(ep, timeout, tls)
+        )
     except OSError as exc:
         _say(prog, str(exc))
         return EXIT_FAIL

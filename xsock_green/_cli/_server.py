@@ -20,6 +20,7 @@ from gevent.event import Event
 
 from xsock_green import Bytes, Socket, server
 
+from . import _tls
 from ._common import (
     _BUFF_SIZE,
     _IO_TIMEOUT,
@@ -71,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="on SIGINT/SIGTERM, give open connections MS milliseconds to end "
         "(default %(default)s: close them at once)",
+    )
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate (tcp, unix)"
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help="the certificate's PEM key (default: in --tls-cert)"
     )
     parser.add_argument(
         "--proxy-protocol",
@@ -139,8 +146,13 @@ def _echo_server(prog: str, args: argparse.Namespace) -> int:
     log: Log | None = (lambda msg: _say(prog, msg)) if args.verbose else None
     if args.workers > 1 and ep.transport != "tcp":
         _Parser(prog=prog).error("--workers needs --tcp")
-    opt = {"stop_timeout": args.stop_timeout, "proxy_protocol": args.proxy_protocol}
+    opt: dict[str, Any] = {
+        "stop_timeout": args.stop_timeout,
+        "proxy_protocol": args.proxy_protocol,
+    }
     try:
+        if args.tls_cert:
+            opt["tls"] = _tls.server_context(args.tls_cert, args.tls_key)
         with _server_log(prog):
             if ep.transport == "tcp":
                 got = _serve_tcp(ep, args.workers, _stream_handler(log), opt)
@@ -180,8 +192,9 @@ def _serve_here(ep: Endpoint, log: Log | None, opt: dict[str, Any]) -> str:
             _datagram_handler(log), ep.host, ep.port, family=ep.family, proxy_protocol=proxy
         )
     else:
+        tls = {"tls": opt["tls"]} if "tls" in opt else {}
         srv = server.start_unix(
-            _stream_handler(log), ep.path, {"backlog": 128, "proxy_protocol": proxy}
+            _stream_handler(log), ep.path, {"backlog": 128, "proxy_protocol": proxy, **tls}
         )
     stop = Event()
     with srv, _on_signals(stop) as got:

@@ -1,0 +1,145 @@
+"""``xsock_green.server`` with ``tls``: the handshake runs before the handler.
+
+A failed handshake (a client that distrusts the certificate, a client that
+never says hello) is logged on ``xsock_green.server``, the connection is
+closed and the handler is not called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+
+from xsock_green import Bytes, Socket, server, socket
+
+trustme = pytest.importorskip("trustme", reason="trustme is not installed (pip install trustme)")
+
+LONG_MS = 5000
+
+pytestmark = pytest.mark.usefixtures("no_hub_traceback")
+
+
+@pytest.fixture(scope="module")
+def ca() -> Any:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_ctx(ca: Any) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def client_ctx(ca: Any) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+class Echo:
+    """An echo handler that records what it saw."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.infos: list[Any] = []
+
+    def __call__(self, sock: Socket) -> None:
+        self.calls += 1
+        self.infos.append(sock.tls_info())
+        buff = Bytes(8192)
+        while True:
+            n, data = sock.recv(buff, 8192, {"block": True})
+            if n <= 0 or sock.send(data, {"block": True}) < 0:
+                return
+
+
+@pytest.fixture
+def echo() -> Echo:
+    return Echo()
+
+
+@pytest.fixture
+def tls_server(server_ctx: ssl.SSLContext, echo: Echo) -> Iterator[server.Server]:
+    srv = server.start(
+        echo, "127.0.0.1", 0, {"tls": server_ctx, "handshake_timeout": 300, "backlog": 16}
+    )
+    yield srv
+    srv.stop(0)
+
+
+def test_handler_gets_a_handshaken_socket(
+    tls_server: server.Server, client_ctx: ssl.SSLContext, echo: Echo
+) -> None:
+    port = tls_server.sockname()[1]
+    sock = socket.connect("127.0.0.1", port, tls=client_ctx, timeout=LONG_MS)
+    assert sock is not None, socket.last_error()
+    with sock:
+        assert sock.send(b"hello tls", {"block": True}) == 9
+        n, data = sock.recv(Bytes(9), 9, {"block": True, "waitall": True, "timeout": LONG_MS})
+        assert n == 9 and data is not None and bytes(data) == b"hello tls"
+    assert echo.calls == 1
+    info = echo.infos[0]
+    assert info is not None and info["version"] is not None and info["server_side"]
+
+
+def test_failed_handshake_is_logged_and_handler_not_called(
+    tls_server: server.Server, echo: Echo, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = ssl.create_default_context()
+    trustme.CA().configure_trust(other)
+    port = tls_server.sockname()[1]
+    with caplog.at_level(logging.WARNING, logger="xsock_green.server"):
+        assert socket.connect("127.0.0.1", port, tls=other, timeout=LONG_MS) is None
+        assert "certificate verify failed" in str(socket.last_error())
+        for _ in range(500):
+            if any("TLS handshake" in r.getMessage() for r in caplog.records):
+                break
+            gevent.sleep(0.01)
+    messages = [r.getMessage() for r in caplog.records if r.name == "xsock_green.server"]
+    assert any("TLS handshake with 127.0.0.1:" in m and "failed" in m for m in messages), messages
+    assert echo.calls == 0
+    assert tls_server.connections() == 0
+
+
+def test_silent_client_is_dropped_after_handshake_timeout(
+    tls_server: server.Server, echo: Echo, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = tls_server.sockname()[1]
+    with caplog.at_level(logging.WARNING, logger="xsock_green.server"):
+        plain = socket.connect("127.0.0.1", port, timeout=LONG_MS)
+        assert plain is not None
+        with plain:
+            # The server closes it after 300 ms: end of stream here.
+            n, _ = plain.recv(Bytes(10), 10, {"block": True, "timeout": LONG_MS})
+            assert n == -1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("no handshake within 300 ms" in m for m in messages), messages
+    assert echo.calls == 0
+
+
+def test_unix_server_with_tls(
+    short_tmp: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, echo: Echo
+) -> None:
+    path = os.path.join(short_tmp, "tls.sock")
+    with server.start_unix(echo, path, {"tls": server_ctx}):
+        sock = socket.connect_unix(path, tls=client_ctx, server_hostname="localhost")
+        assert sock is not None, socket.last_error()
+        with sock:
+            assert sock.send(b"abc", {"block": True}) == 3
+            n, data = sock.recv(Bytes(3), 3, {"block": True, "waitall": True})
+            assert n == 3 and data is not None and bytes(data) == b"abc"
+
+
+def test_server_tls_must_be_a_context() -> None:
+    with pytest.raises(TypeError, match="SSLContext"):
+        server.start(lambda sock: None, "127.0.0.1", 0, tls=True)
+    with pytest.raises(TypeError, match="handshake_timeout"):
+        server.start(lambda sock: None, "127.0.0.1", 0, handshake_timeout="soon")
