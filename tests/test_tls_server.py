@@ -143,3 +143,51 @@ def test_server_tls_must_be_a_context() -> None:
         server.start(lambda sock: None, "127.0.0.1", 0, tls=True)
     with pytest.raises(TypeError, match="handshake_timeout"):
         server.start(lambda sock: None, "127.0.0.1", 0, handshake_timeout="soon")
+
+
+def test_proxy_header_comes_first_then_the_handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    """SPEC section 8: with ``tls`` and ``proxy_protocol`` the plain header is
+    read first, then the handshake runs, and the handler sees the client
+    from the header over a TLS socket."""
+    seen: list[Any] = []
+
+    def handler(sock: Socket) -> None:
+        seen.append((sock.peeraddr(), sock.tls_info() is not None))
+        sock.send(f"{sock.peeraddr()}\n", {"block": True})
+
+    opt = {"tls": server_ctx, "proxy_protocol": True, "handshake_timeout": LONG_MS}
+    with server.start(handler, "127.0.0.1", 0, opt) as srv:
+        client = socket.connect("127.0.0.1", srv.sockname()[1])
+        assert client is not None
+        with client:
+            header = b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n"
+            assert client.send(header, {"block": True}) == len(header)
+            opt_tls = {"server_side": False, "server_hostname": "localhost", "timeout": LONG_MS}
+            assert client.starttls(client_ctx, opt_tls) == 1, client.last_error
+            n, data = client.recv(Bytes(64), 64, {"block": True, "timeout": LONG_MS})
+            assert n > 0 and data is not None
+            assert data.str() == "192.0.2.7:40000\n"
+    assert seen == [("192.0.2.7:40000", True)]
+
+
+def test_reader_over_tls(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
+    """Issue 15: ``Reader`` over a TLS socket: lines split across TLS records
+    and a frame read exactly, as over a plain one."""
+    from xsock_green import Reader
+
+    def handler(sock: Socket) -> None:
+        for piece in (b"first li", b"ne\r\nsec", b"ond\n", b"0123456789"):
+            assert sock.send(piece, {"block": True}) == len(piece)
+
+    with server.start(handler, "127.0.0.1", 0, {"tls": server_ctx}) as srv:
+        opt = {"tls": client_ctx, "server_hostname": "localhost", "timeout": LONG_MS}
+        client = socket.connect("127.0.0.1", srv.sockname()[1], opt)
+        assert client is not None, socket.last_error()
+        with client:
+            reader = Reader(client, 4)  # smaller than a record: many receives
+            assert reader.readline({"timeout": LONG_MS}) == (12, b"first line\r\n")
+            assert reader.readline({"timeout": LONG_MS}) == (7, b"second\n")
+            assert reader.readexactly(10, {"timeout": LONG_MS}) == (10, b"0123456789")
+            assert reader.readline({"timeout": LONG_MS}) == (-1, None)  # the server closed
