@@ -255,6 +255,7 @@ class Core:
                 attempt = io.others_ready()
             events = slot
             pause = False
+            n: int  # what one system call moved (-1: it would block)
             while True:
                 if attempt:
                     if done != 0 or total > CHUNK:
