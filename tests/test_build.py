@@ -75,6 +75,18 @@ def test_xsock_pure_python_forces_the_py_files() -> None:
     assert all(f.endswith(".py") != bool(built()) for f in default), default
 
 
+def test_setup_and_run_name_the_same_modules() -> None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "setup.py"), encoding="utf-8") as f:
+        setup_py = f.read()
+    with open(os.path.join(root, "run"), encoding="utf-8") as f:
+        run = f.read()
+    quoted = ", ".join(f'"{name}"' for name in _compile.MODULES)
+    assert f"MODULES = ({quoted})" in setup_py
+    listed = " ".join(f"xsock_green/{name}.py" for name in _compile.MODULES)
+    assert f'compiled="{listed}"' in run
+
+
 def test_the_two_builds_share_one_type_tree() -> None:
     # Socket (never compiled) subclasses Core (compiled): either way it is one class tree.
     from xsock_green._core import Core
