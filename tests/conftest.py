@@ -76,6 +76,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hang_limit(seconds): per-test hang guard limit")
 
 
+def pytest_report_header() -> str:
+    from xsock_green import _compile
+
+    if _compile.compiled():
+        return "xsock_green: compiled modules (mypyc)"
+    why = "XSOCK_PURE_PYTHON is set" if _compile.PURE_PYTHON else "no compiled modules built"
+    return f"xsock_green: pure Python ({why})"
+
+
 Runner = Callable[..., Any]
 
 

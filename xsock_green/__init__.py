@@ -8,6 +8,8 @@ code it simply blocks.  Importing this package never monkey-patches.
 
 from __future__ import annotations
 
+# First: XSOCK_PURE_PYTHON=1 must take effect before a compiled module loads.
+from . import _compile  # noqa: F401  # isort: skip
 from . import poller, scheduler, server, socket
 from ._bytes import Bytes
 from ._errors import BusyError, HubWaitError, SocketError, TimeoutError, WrongThreadError

@@ -8,7 +8,7 @@ the caller's bytes, a writable view of the caller's ``Bytes``, a range.
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from ._bytes import Bytes
 from ._constants import UNIX_PATH_MAX
@@ -16,7 +16,7 @@ from ._options import Options, check_int
 
 __all__ = ["data_view", "format_addr", "received", "span", "target", "unix_path"]
 
-_new = object.__new__
+_new: Final = object.__new__
 
 
 def data_view(data: object) -> Any:

@@ -29,11 +29,12 @@ import errno as _errno
 import functools
 import os
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from greenlet import getcurrent
 
 from . import _hub
+from ._compile import mypyc_attr
 from ._errors import SocketError, TimeoutError
 from ._options import BLOCK, EMPTY, Options, check_int, check_timeout
 
@@ -54,33 +55,39 @@ __all__ = [
 ]
 
 # What a call moves.  Odd kinds receive (slot and watcher 1), even ones send (2).
-RECV = 1
-RECVFROM = 3
-ACCEPT = 5
-SEND = 2
-SENDTO = 4
-SENDFILE = 6
-CONNECT = 8
+RECV: Final = 1
+RECVFROM: Final = 3
+ACCEPT: Final = 5
+SEND: Final = 2
+SENDTO: Final = 4
+SENDFILE: Final = 6
+CONNECT: Final = 8
 #: TLS streams: the "system call" is the socket's TLS layer (``_tls``),
 #: which moves plaintext and says which readiness it needs when it cannot.
-TLS_RECV = 7
-TLS_SEND = 10
+TLS_RECV: Final = 7
+TLS_SEND: Final = 10
 #: The TLS handshake (send slot): its step returns ``1`` once it is done.
-TLS_HANDSHAKE = 12
+TLS_HANDSHAKE: Final = 12
 
-_NAMES = {RECV: "recv", SEND: "send", SENDFILE: "sendfile", TLS_RECV: "recv", TLS_SEND: "send"}
+_NAMES: Final = {
+    RECV: "recv",
+    SEND: "send",
+    SENDFILE: "sendfile",
+    TLS_RECV: "recv",
+    TLS_SEND: "send",
+}
 #: The direction (waiter slot and watcher) of each kind.
-_SLOT = (0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2)
+_SLOT: Final = (0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2)
 
-_SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
-_TRUNC = getattr(_socket, "MSG_TRUNC", 0)
+_SEND_FLAGS: Final = getattr(_socket, "MSG_NOSIGNAL", 0)
+_TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
 #: The most one system call of a block-mode transfer moves, so that other
 #: greenlets get their turn between pieces (SPEC: every 50 ms at least).
-CHUNK = 1 << 20
-_IN_PROGRESS = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
+CHUNK: Final = 1 << 20
+_IN_PROGRESS: Final = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
 #: How long a connect to a unix listener with a full backlog waits before
 #: trying again: there is nothing to watch.
-_BACKLOG_RETRY = 0.001
+_BACKLOG_RETRY: Final = 0.001
 
 # How a block stream recv starts (``Core._rtry``).  In request/response
 # traffic a read right after our own reply almost always fails, so after a
@@ -89,33 +96,37 @@ _BACKLOG_RETRY = 0.001
 # other work queued: then waiting would queue behind it, and data that is
 # already there must not wait.  A stream (short reads with no send in
 # between) always tries first.
-_TRY = 1
-_SHORT = 0
-_WAIT = -1
+_TRY: Final = 1
+_SHORT: Final = 0
+_WAIT: Final = -1
 
 _F = TypeVar("_F")
 _R = TypeVar("_R")
 _P = ParamSpec("_P")
 _S = TypeVar("_S", bound="Core")
-_ident = _hub.get_thread_ident
-_monotonic = _hub.monotonic
-_GRACE = _hub.GRACE
-_CLOSED = _hub.CLOSED
+_ident: Final = _hub.get_thread_ident
+_monotonic: Final = _hub.monotonic
+_GRACE: Final = _hub.GRACE
+_CLOSED: Final = _hub.CLOSED
 
 
+# mypyc cannot compile subclasses of OSError: these stay Python classes.
+@mypyc_attr(native_class=False)
 class _Closed(OSError):
     """Raised inside a call when the socket is (or became) closed."""
 
 
+@mypyc_attr(native_class=False)
 class _EndOfStream(OSError):
     """Raised inside a call when the peer ended the stream."""
 
 
+# Compiled by mypyc (setup.py) unless XSOCK_PURE_PYTHON; Socket subclasses it in Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Core:
     """The state every socket call needs, and the routine that moves data."""
 
     __slots__ = (
-        "__weakref__",
         "_block",
         "_family",
         "_from",
@@ -141,6 +152,7 @@ class Core:
     _stream: bool
     _polled: bool
     _family: int
+    _type: int
     #: The receive side's other output (the peer of ``RECVFROM``/``ACCEPT``)
     #: and the send side's other input (``SENDTO``'s destination,
     #: ``SENDFILE``'s file and offset, ``CONNECT``'s address): one each, as
@@ -234,7 +246,7 @@ class Core:
         cur = None
         try:
             if o is BLOCK or o is EMPTY:
-                timeout = -1
+                timeout: float = -1.0
                 deadline = None
                 waitall = False
             else:
@@ -253,6 +265,7 @@ class Core:
                 attempt = io.others_ready()
             events = slot
             pause = False
+            n: int  # what one system call moved (-1: it would block)
             while True:
                 if attempt:
                     if done != 0 or total > CHUNK:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import gevent
 import gevent.socket
@@ -39,27 +39,33 @@ __all__ = [
 ]
 
 #: Outcomes switched into a waiter; readiness is the event bit (1 or 2).
-TIMEOUT = 0
-CLOSED = -1
+TIMEOUT: Final = 0
+CLOSED: Final = -1
 
 #: How long the loop may go without polling while transfers that never
 #: have to wait run: then the one running gives the others a turn.
-SLICE = _SLICE = 0.01
+SLICE: Final = 0.01
+_SLICE: Final = SLICE
 #: How long a greenlet must have run since it came back from the hub before
 #: it is asked to yield (see ``IOWait.overdue``).
-GRACE = 0.001
+GRACE: Final = 0.001
 #: Timer priorities (libev runs higher ones first; I/O is 0): a deadline
 #: that passes in the turn its data arrives loses to the data, and a pause
 #: runs after everything else that is ready.
-_DEADLINE = -1
-_LAST = -2
+_DEADLINE: Final = -1
+_LAST: Final = -2
 
-get_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
-_poll_factory: Callable[[], Any] = get_original("select", "poll")
-monotonic = _monotonic = time.monotonic
+get_thread_ident: Final[Callable[[], int]] = get_original("_thread", "get_ident")
+_poll_factory: Final[Callable[[], Any]] = get_original("select", "poll")
+monotonic: Final = time.monotonic
+_monotonic: Final = monotonic
 
 
-_POLLIN, _POLLOUT, _POLLERR, _POLLHUP, _POLLNVAL = 1, 4, 8, 16, 32
+_POLLIN: Final = 1
+_POLLOUT: Final = 4
+_POLLERR: Final = 8
+_POLLHUP: Final = 16
+_POLLNVAL: Final = 32
 
 
 def _poll_mask(events: int) -> int:
@@ -131,7 +137,7 @@ class _Clock:
         return bool(_monotonic() - self.since > _SLICE)
 
 
-_thread_local: Any = get_original("_thread", "_local")()
+_thread_local: Final[Any] = get_original("_thread", "_local")()
 
 
 def clock(loop: Any) -> _Clock:

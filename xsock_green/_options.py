@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["BLOCK", "EMPTY", "check_int", "check_port", "check_timeout", "options"]
 
@@ -20,8 +20,8 @@ Options = Mapping[str, Any]
 
 #: What ``options`` returns for no options and for xmake's ``{block = true}``:
 #: the transfer core recognises them by identity and reads nothing from them.
-EMPTY: Options = {}
-BLOCK: Options = {"block": True}
+EMPTY: Final[Options] = {}
+BLOCK: Final[Options] = {"block": True}
 
 
 def _bool(key: str, value: object) -> None:
@@ -86,7 +86,7 @@ def _callable(key: str, value: object) -> None:
         raise TypeError(f"option {key!r} must be callable, not {type(value).__name__}")
 
 
-_SCHEMA: dict[str, Callable[[str, object], object]] = {
+_SCHEMA: Final[dict[str, Callable[[str, object], object]]] = {
     "block": _bool,
     "waitall": _bool,
     "is_abstract": _bool,
@@ -110,7 +110,7 @@ _SCHEMA: dict[str, Callable[[str, object], object]] = {
 }
 
 
-_BOOL_KEYS = frozenset(key for key, check in _SCHEMA.items() if check is _bool)
+_BOOL_KEYS: Final = frozenset(key for key, check in _SCHEMA.items() if check is _bool)
 
 
 def options(

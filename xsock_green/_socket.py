@@ -78,7 +78,8 @@ class Socket(Core):
     method returns xmake's values; ``last_error`` explains the last failure.
     """
 
-    __slots__ = ("_dest", "_peer", "_tlsctx")
+    # __weakref__ is here, not in Core: a mypyc-compiled Core cannot have it.
+    __slots__ = ("__weakref__", "_dest", "_peer", "_tlsctx")
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
