@@ -1,7 +1,9 @@
 """The socket object: xmake's ``socket`` methods over a non-blocking OS socket.
 
-Every method is a thin caller of the transfer core (``_core.Core._move``):
-it validates its arguments (misuse raises at once, before anything happens),
+Every method is a thin caller of the transfer core (``_core.Core._move``);
+setting a connection up (addresses, bind, listen, accept, connect, TLS) is
+in ``_setup.Setup``, which ``Socket`` extends.  A method validates its
+arguments (misuse raises at once, before anything happens),
 turns them into a view of the caller's bytes, and turns the core's count
 into xmake's return values.  An ``OSError`` raised inside becomes the
 method's failure value through ``Core._failed``; the ``_xmake`` decorator
@@ -15,22 +17,17 @@ from __future__ import annotations
 
 import _socket
 import errno as _errno
-import os
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from greenlet import getcurrent
-
 from . import _hub, _tls
-from ._args import data_view, format_addr, received, span, unix_path
+from ._args import data_view, format_addr, received, span
 from ._args import target as _target
 from ._bytes import Bytes
 from ._constants import (
-    _AF,
     _FAMILY_DIGIT,
-    _SOCK_TYPES,
     _TYPE_NAMES,
     CTRL_FLAGS,
     CTRL_GET_BLOCK,
@@ -44,10 +41,11 @@ from ._constants import (
     UDP,
     UNIX,
 )
-from ._core import ACCEPT, CONNECT, RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, Core, xmake
-from ._errors import SocketError, TimeoutError
+from ._core import RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, xmake
+from ._errors import TimeoutError
 from ._files import send_file
-from ._options import BLOCK, EMPTY, Options, check_int, check_port, check_timeout, options
+from ._options import BLOCK, EMPTY, Options, check_int, options
+from ._setup import Setup
 
 __all__ = ["Socket"]
 
@@ -56,11 +54,6 @@ _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
 _K_RECV = frozenset({"block", "start", "timeout", "waitall"})
 _K_DGRAM = frozenset({"block", "timeout"})
-_K_TIMEOUT = frozenset({"timeout"})
-_K_UNIX = frozenset({"is_abstract"})
-_K_CONNECT = frozenset({"timeout", "tls", "server_hostname"})
-_K_CONNECT_UNIX = frozenset({"is_abstract", "timeout", "tls", "server_hostname"})
-_K_STARTTLS = frozenset({"server_side", "server_hostname", "timeout"})
 
 _ident = _hub.get_thread_ident
 _monotonic = _hub.monotonic
@@ -71,7 +64,7 @@ _FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
 _NOTHING_FROM: tuple[int, None, None, None] = (0, None, None, None)
 
 
-class Socket(Core):
+class Socket(Setup):
     """One xmake socket: non-blocking at the OS level, waiting on gevent's hub.
 
     Create sockets with the functions of ``xsock_green.socket``.  Every
@@ -79,7 +72,7 @@ class Socket(Core):
     """
 
     # __weakref__ is here, not in Core: a mypyc-compiled Core cannot have it.
-    __slots__ = ("__weakref__", "_dest", "_peer", "_tlsctx")
+    __slots__ = ("__weakref__", "_dest", "_peer")
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
@@ -94,7 +87,6 @@ class Socket(Core):
         self._from: Any = None
         self._to: Any = None
         self._tls: Any = None
-        #: A listener's TLS context (``bind`` with ``tls``): accepted sockets get it.
         self._tlsctx: Any = None
         self._dest: tuple[str, int, Any] | None = None
         self._peer: Any = None  # the client's address from a PROXY protocol header
@@ -172,176 +164,6 @@ class Socket(Core):
     def peeraddr(self) -> str | None:
         """``"ip:port"``, ``"[ip6]:port"`` or the unix path; ``None`` when not connected."""
         return format_addr(self.peername())
-
-    # -- addresses --------------------------------------------------------
-
-    def _sockaddr(self, addr: object, port: object, deadline: float | None, sock: Any) -> Any:
-        """The OS address for ``addr``:``port``, resolving a name within ``deadline``.
-
-        ``None`` when the deadline passed first; raises ``_Closed`` when the
-        socket was closed meanwhile.
-        """
-        if self._family == UNIX:
-            raise TypeError(f"{self} is a unix socket: use bind_unix()/connect_unix()")
-        if not isinstance(addr, str):
-            raise TypeError(f"addr must be a str, not {type(addr).__name__}")
-        port = check_port(port)
-        af = _AF[self._family]
-        try:
-            _socket.inet_pton(af, addr)
-        except OSError:
-            pass
-        else:
-            return (addr, port, 0, 0) if af == _socket.AF_INET6 else (addr, port)
-        found = self._io.resolve(addr, port, af, _SOCK_TYPES[self._type], deadline, getcurrent())
-        if self._sock is not sock or found == _hub.CLOSED:
-            raise self._closed()
-        if found == _hub.TIMEOUT:
-            return None
-        if isinstance(found, OSError):
-            raise SocketError(found.errno, f"{self}: cannot resolve {addr!r}: {found.strerror}")
-        return found
-
-    def _unix_addr(self, path: object, o: Options) -> bytes:
-        if self._family != UNIX:
-            raise TypeError(f"{self} is not a unix socket: use bind()/connect()")
-        return unix_path(path, o.get("is_abstract", False))
-
-    # -- setting up -----------------------------------------------------
-
-    @xmake(False)
-    def bind(self, addr: str, port: int) -> bool:
-        """Bind to ``addr``:``port``; ``True``, or ``False`` with ``last_error``."""
-        sock = self._live()
-        sockaddr = self._sockaddr(addr, port, None, sock)
-        if self._type == TCP:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        return True
-
-    @xmake(False)
-    def bind_unix(self, path: str, opt: Options | None = None, /, **kw: Any) -> bool:
-        """Bind a unix socket to ``path`` (key ``is_abstract``); never removes a file."""
-        o = options("bind_unix", _K_UNIX, opt, kw)
-        sockaddr = self._unix_addr(path, o)
-        self._live().bind(sockaddr)
-        return True
-
-    @xmake(False)
-    def listen(self, backlog: int = 10) -> bool:
-        """Start listening; ``True``, or ``False`` with ``last_error``."""
-        check_int("backlog", backlog, 0, INT_MAX)
-        self._live().listen(backlog)
-        return True
-
-    @xmake(None)
-    def accept(self, opt: Options | None = None, /, **kw: Any) -> Socket | None:
-        """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
-        o = options("accept", _K_TIMEOUT, opt, kw)
-        fd = self._move(ACCEPT, b"", True, o)
-        if fd < 0:
-            return None
-        try:
-            client = _socket.socket(self._sock.family, _socket.SOCK_STREAM, 0, fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        conn = Socket(self._type, self._family, client)
-        if self._tlsctx is not None:
-            conn._tls = _tls.TLSLayer(conn, self._tlsctx, True, None)
-        return conn
-
-    @xmake(-1)
-    def connect(self, addr: str, port: int, opt: Options | None = None, /, **kw: Any) -> int:
-        """Connect; ``1`` connected, ``0`` timed out (key ``timeout``), ``-1`` failed.
-
-        The timeout covers resolving a host name too, and the TLS handshake
-        with key ``tls`` (``True`` or an ``ssl.SSLContext``; the name checked
-        is ``addr`` unless ``server_hostname`` says otherwise).
-        """
-        o = options("connect", _K_CONNECT, opt, kw)
-        timeout = o.get("timeout", -1)
-        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-        hostname = o.get("server_hostname", addr)
-        tls = _tls.client_context(o.get("tls"), hostname)
-        sockaddr = self._sockaddr(addr, port, deadline, self._live())
-        if sockaddr is None:
-            return 0
-        if deadline is not None:
-            o = {"timeout": max(0.0, deadline - _monotonic()) * 1000.0}
-        return self._connect(sockaddr, o, tls, hostname, deadline)
-
-    @xmake(-1)
-    def connect_unix(self, path: str, opt: Options | None = None, /, **kw: Any) -> int:
-        """Connect a unix socket (keys ``is_abstract``, ``timeout``, ``tls``,
-        ``server_hostname``): ``1``, ``0``, ``-1``."""
-        o = options("connect_unix", _K_CONNECT_UNIX, opt, kw)
-        timeout = o.get("timeout", -1)
-        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-        hostname = o.get("server_hostname")
-        tls = _tls.client_context(o.get("tls"), hostname)
-        return self._connect(self._unix_addr(path, o), o, tls, hostname, deadline)
-
-    def _connect(
-        self, sockaddr: Any, o: Options, tls: Any, hostname: str | None, deadline: float | None
-    ) -> int:
-        self._to = sockaddr
-        try:
-            if self._move(CONNECT, b"", True, o) < 0:
-                return 0
-        finally:
-            self._to = None
-        if tls is None:
-            return 1
-        return _tls.start(self, tls, False, hostname, deadline)
-
-    # -- TLS --------------------------------------------------------------
-
-    @xmake(-1)
-    def starttls(self, tls: Any, opt: Options | None = None, /, **kw: Any) -> int:
-        """Upgrade this connected socket to TLS (keys ``server_side``,
-        ``server_hostname``, ``timeout``): ``1`` done, ``0`` timed out, ``-1`` failed.
-
-        ``tls`` is ``True`` (the default client context) or an
-        ``ssl.SSLContext`` (one with a certificate for ``server_side``).  A
-        client checks ``server_hostname``, by default the peer's address.
-        """
-        o = options("starttls", _K_STARTTLS, opt, kw)
-        timeout = o.get("timeout", -1)
-        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-        server_side = o.get("server_side", False)
-        if not self._stream:
-            raise TypeError(f"starttls() is for stream sockets; {self} is not one")
-        if self._tls is not None:
-            raise ValueError(f"{self} already runs TLS")
-        if server_side:
-            ctx, hostname = _tls.server_context(tls), None
-            if ctx is None:
-                raise TypeError("starttls() needs an ssl.SSLContext (or True for a client)")
-        else:
-            peer = self.peername()
-            hostname = o.get("server_hostname", peer[0] if isinstance(peer, tuple) else None)
-            ctx = _tls.client_context(tls, hostname)
-            if ctx is None:
-                raise TypeError("starttls() needs True or an ssl.SSLContext")
-        return _tls.start(self, ctx, server_side, hostname, deadline)
-
-    @xmake(-1)
-    def handshake(self, timeout: float = -1) -> int:
-        """Run the TLS handshake now: ``1`` done (also when it already was),
-        ``0`` timed out, ``-1`` failed (``last_error`` says why)."""
-        check_timeout("timeout", timeout)
-        if self._tls is None:
-            self._live()
-            raise TypeError(f"handshake() is for TLS sockets; {self} is a plain socket")
-        deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-        return _tls.handshake(self, deadline)
-
-    def tls_info(self) -> dict[str, Any] | None:
-        """``None`` for a plain socket; otherwise ``version``, ``cipher``,
-        ``server_hostname`` and ``peercert`` (as ``ssl.SSLObject`` gives them)."""
-        tls = self._tls
-        return None if tls is None else tls.info()
 
     # -- streams ----------------------------------------------------------
 
