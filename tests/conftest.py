@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -157,3 +158,31 @@ def tcp_pair(listener: Socket) -> Iterator[tuple[Socket, Socket]]:
     yield client, server
     client.close()
     server.close()
+
+
+# -- TLS: certificates made for the run (trustme) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    """A certificate authority made for this run."""
+    trustme = pytest.importorskip(
+        "trustme", reason="trustme is not installed (pip install trustme)"
+    )
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_ctx(ca: Any) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1, localhost and xsock.test."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost", "xsock.test").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def client_ctx(ca: Any) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` (host names verified)."""
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx

@@ -40,25 +40,6 @@ Spawn = Callable[..., gevent.Greenlet]
 # -- certificates and contexts ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_ctx(ca: Any) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost", "xsock.test").configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture(scope="module")
-def client_ctx(ca: Any) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return ctx
-
-
 @pytest.fixture
 def tls_listener(server_ctx: ssl.SSLContext) -> Iterator[Socket]:
     lst = socket.bind("127.0.0.1", 0, tls=server_ctx)

@@ -25,25 +25,6 @@ LONG_MS = 5000
 pytestmark = pytest.mark.usefixtures("no_hub_traceback")
 
 
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_ctx(ca: Any) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture(scope="module")
-def client_ctx(ca: Any) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return ctx
-
-
 class Echo:
     """An echo handler that records what it saw."""
 
