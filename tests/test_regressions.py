@@ -544,44 +544,6 @@ def test_read_hint_never_delays_queued_data(
     run(body)
 
 
-def test_datagram_hint_never_delays_queued_data(run: Runner, spawn: Spawn) -> None:
-    """Defect 11, datagrams: a block recvfrom that had to wait for its last
-    datagram waits first next time only when nothing else is queued; a
-    datagram already there with a ready greenlet is returned without a loop
-    turn, and one that arrives later still wakes it."""
-    server, port = bound_udp()
-    client, client_port = bound_udp()
-
-    def body() -> None:
-        buff = Bytes(64)
-        spawn(client.sendto, b"one", "127.0.0.1", port, {"block": True})
-        n, data, _addr, peer = server.recvfrom(buff, {"block": True})  # had to wait
-        assert data is not None and (n, bytes(data), peer) == (3, b"one", client_port)
-        assert client.sendto(b"two", "127.0.0.1", port, {"block": True}) == 3
-        queued(server)
-        ran: list[bool] = []
-
-        def busy() -> None:
-            end = time.perf_counter() + 0.03
-            while time.perf_counter() < end:
-                pass
-            ran.append(True)
-
-        hog = spawn(busy)
-        n, data, _addr, _port = server.recvfrom(buff, {"block": True})
-        switched = bool(ran)
-        hog.join()
-        assert data is not None and (n, bytes(data)) == (3, b"two")
-        assert not switched, "recvfrom waited a loop turn (the busy greenlet ran) for queued data"
-        # Waiting first with nothing queued still gets the next datagram.
-        spawn(client.sendto, b"three", "127.0.0.1", port, {"block": True})
-        n, data, _addr, _port = server.recvfrom(buff, {"block": True, "timeout": LONG_MS})
-        assert data is not None and (n, bytes(data)) == (5, b"three")
-
-    with server, client:
-        run(body)
-
-
 # -- 12. small misses ----------------------------------------------------------------
 
 

@@ -89,14 +89,13 @@ _IN_PROGRESS: Final = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
 #: trying again: there is nothing to watch.
 _BACKLOG_RETRY: Final = 0.001
 
-# How a block recv starts (``Core._rtry``).  In request/response traffic a
-# read right after our own reply almost always fails, so after a short read
-# followed by a send, the next block recv waits for readiness first, and
-# saves the failing call and its exception, unless the loop has other work
-# queued: then waiting would queue behind it, and data that is already there
-# must not wait.  A stream (short reads with no send in between) always
-# tries first.  A block ``recvfrom`` does the same after a datagram that it
-# had to wait for.
+# How a block stream recv starts (``Core._rtry``).  In request/response
+# traffic a read right after our own reply almost always fails, so after a
+# short read followed by a send, the next block recv waits for readiness
+# first, and saves the failing call and its exception, unless the loop has
+# other work queued: then waiting would queue behind it, and data that is
+# already there must not wait.  A stream (short reads with no send in
+# between) always tries first.
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
@@ -262,7 +261,7 @@ class Core:
             if total == 0 and (stream or kind == SEND):
                 return 0  # an empty range moves nothing
             attempt = True
-            if self._rtry == _WAIT and block and timeout != 0 and kind in (RECV, RECVFROM):
+            if kind == RECV and block and self._rtry == _WAIT and timeout != 0:
                 attempt = io.others_ready()
             events = slot
             pause = False
@@ -320,10 +319,6 @@ class Core:
                         n = -1
                     if n >= 0:
                         if not stream:
-                            if kind == RECVFROM:
-                                # A datagram that had to be waited for: the
-                                # next one likely will be too.
-                                self._rtry = _TRY if cur is None else _WAIT
                             if n > total and kind <= RECVFROM and kind & 1:
                                 self._last = self._truncated(n, total)
                                 return total
