@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import gevent
+import gevent.event
 import gevent.util
 import pytest
 from greenlet import getcurrent
@@ -186,3 +187,31 @@ def client_ctx(ca: Any) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     return ctx
+
+
+def from_hub(fn: Callable[[], Any], how: str = "run_callback") -> BaseException | Any:
+    """Run ``fn`` inside a hub callback (``run_callback`` or a zero ``timer``);
+    return what it returned or raised."""
+    done = gevent.event.Event()
+    outcome: list[Any] = []
+    loop = gevent.get_hub().loop
+    timer = None
+
+    def callback() -> None:
+        try:
+            outcome.append(fn())
+        except BaseException as exc:
+            outcome.append(exc)
+        done.set()
+
+    if how == "run_callback":
+        loop.run_callback(callback)
+    else:
+        timer = loop.timer(0.0)
+        timer.start(callback)
+    try:
+        assert done.wait(timeout=2), "the hub callback hung"
+    finally:
+        if timer is not None:
+            timer.close()
+    return outcome[0]

@@ -24,7 +24,7 @@ from typing import Any
 import gevent
 import gevent.event
 import pytest
-from conftest import Runner, pair
+from conftest import Runner, from_hub, pair
 
 from xsock_green import BusyError, Bytes, HubWaitError, Socket, socket
 
@@ -490,33 +490,6 @@ def test_outer_gevent_timeout_propagates_unchanged(run: Runner, listener: Socket
 # -- 6. waiting from the hub greenlet ---------------------------------------
 
 
-def _from_hub(fn: Callable[[], Any], how: str) -> BaseException | Any:
-    """Run ``fn`` inside a hub callback; return what it returned or raised."""
-    done = gevent.event.Event()
-    outcome: list[Any] = []
-    loop = gevent.get_hub().loop
-    timer = None
-
-    def callback() -> None:
-        try:
-            outcome.append(fn())
-        except BaseException as exc:
-            outcome.append(exc)
-        done.set()
-
-    if how == "run_callback":
-        loop.run_callback(callback)
-    else:
-        timer = loop.timer(0.0)
-        timer.start(callback)
-    try:
-        assert done.wait(timeout=2), "the hub callback hung"
-    finally:
-        if timer is not None:
-            timer.close()
-    return outcome[0]
-
-
 @pytest.mark.parametrize("how", ["run_callback", "timer"])
 @pytest.mark.parametrize("op", ["recv", "send", "accept", "connect", "wait"])
 def test_waiting_from_hub_raises_hub_wait_error(
@@ -537,7 +510,7 @@ def test_waiting_from_hub_raises_hub_wait_error(
                 "connect": lambda: pending.connect("127.0.0.1", port, timeout=LONG_MS),
                 "wait": lambda: server.wait(socket.EV_RECV),
             }
-            outcome = _from_hub(calls[op], how)
+            outcome = from_hub(calls[op], how)
             assert isinstance(outcome, HubWaitError), outcome
             assert "hub" in str(outcome)
             assert active_watchers() == baseline
@@ -554,7 +527,7 @@ def test_waiting_from_hub_raises_hub_wait_error(
     run(body)
 
 
-def test_non_waiting_calls_work_from_hub(run: Runner, listener: Socket) -> None:
+def test_non_waiting_calls_workfrom_hub(run: Runner, listener: Socket) -> None:
     """Only waiting is refused from the hub; a call that need not wait proceeds."""
 
     def body() -> None:
@@ -562,9 +535,9 @@ def test_non_waiting_calls_work_from_hub(run: Runner, listener: Socket) -> None:
         with client, server:
             assert client.send("ready", block=True) == 5
             assert server.wait(socket.EV_RECV, 1000) == socket.EV_RECV
-            outcome = _from_hub(lambda: server.recv(Bytes(16)), "run_callback")
+            outcome = from_hub(lambda: server.recv(Bytes(16)), "run_callback")
             assert isinstance(outcome, tuple) and outcome[0] == 5
-            assert _from_hub(lambda: server.wait(socket.EV_SEND, 0), "timer") == socket.EV_SEND
+            assert from_hub(lambda: server.wait(socket.EV_SEND, 0), "timer") == socket.EV_SEND
 
     run(body)
 

@@ -30,7 +30,7 @@ from typing import Any
 import gevent
 import gevent.event
 import pytest
-from conftest import Runner, pair
+from conftest import Runner, from_hub, pair
 
 from xsock_green import (
     BusyError,
@@ -105,23 +105,6 @@ def slow_resolver(
         return ("127.0.0.1", port)
 
     monkeypatch.setattr(_hub, "lookup", resolve)
-
-
-def from_hub(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` inside a hub callback; return what it returned or raised."""
-    done = gevent.event.Event()
-    outcome: list[Any] = []
-
-    def callback() -> None:
-        try:
-            outcome.append(fn())
-        except BaseException as exc:
-            outcome.append(exc)
-        done.set()
-
-    gevent.get_hub().loop.run_callback(callback)
-    assert done.wait(timeout=5), "the hub callback hung"
-    return outcome[0]
 
 
 def in_thread(fn: Callable[[], Any]) -> Any:
