@@ -1,6 +1,6 @@
 """The transfer core: every system call that may wait is made in one routine.
 
-``Core._move(kind, view, block, o)`` is "try the system call, then wait" for
+``move(core, kind, view, block, o)`` is "try the system call, then wait" for
 every direction of a socket: stream ``recv``/``send``/``sendfile``, datagram
 ``recvfrom``/``sendto``, ``accept`` and ``connect``.  It owns, for the whole
 call:
@@ -17,9 +17,14 @@ call:
   receive that would block after ``kill`` is an end of stream;
 * end of stream and datagram truncation.
 
-The methods in ``_socket`` only turn arguments into a view and the core's
-count into xmake's return values.  The core raises ``OSError`` for
-failures; ``Core._failed`` is the one translation into ``last_error``.
+The methods (``_transfer``, ``_setup``, ``_files``, ``_tls``) only turn
+arguments into a view and the core's count into xmake's return values.
+The core raises ``OSError`` for failures; ``Core._failed`` is the one
+translation into ``last_error``.
+
+``move`` is a function, not a method: ``Socket`` is a Python subclass of
+the compiled ``Core``, and compiled code calls a method of such an instance
+through Python's attribute lookup, but calls a function directly.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "TLS_RECV",
     "TLS_SEND",
     "Core",
+    "move",
     "xmake",
 ]
 
@@ -76,8 +82,6 @@ _NAMES: Final = {
     TLS_RECV: "recv",
     TLS_SEND: "send",
 }
-#: The direction (waiter slot and watcher) of each kind.
-_SLOT: Final = (0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2)
 
 _SEND_FLAGS: Final = getattr(_socket, "MSG_NOSIGNAL", 0)
 _TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
@@ -217,179 +221,6 @@ class Core:
     def _closed() -> _Closed:
         return _Closed("closed")
 
-    # -- the transfer core -------------------------------------------------
-
-    def _move(self, kind: int, view: Any, block: bool, o: Options) -> int:
-        """Make ``kind``'s system call over ``view``, waiting as ``block`` says.
-
-        Returns the bytes moved (stream kinds; a block send or sendfile
-        moves the whole view, a ``waitall`` recv fills it), the datagram's
-        size (``RECVFROM``, ``SENDTO``, datagram ``RECV``), the descriptor
-        (``ACCEPT``; the address is left in ``_from``) or ``1`` (``CONNECT``).
-        ``-1`` means nothing happened: would block, or a deadline passed in
-        a kind that does not raise for it.  A stream kind in block mode
-        raises ``TimeoutError`` with the bytes moved.  ``_to`` carries the
-        send side's other input: the destination, the file, the address.
-        """
-        io = self._io
-        sock = self._sock
-        if sock is None or _ident() != io.thread:
-            sock = self._live()
-        slot = _SLOT[kind]
-        if slot == 1:
-            if io.rowner is not None:
-                raise io.busy(1)
-        elif io.wowner is not None:
-            raise io.busy(2)
-        # The slot is taken at the first switch to the hub: until then no
-        # other greenlet can run, so the call owns its direction throughout.
-        cur = None
-        try:
-            if o is BLOCK or o is EMPTY:
-                timeout: float = -1.0
-                deadline = None
-                waitall = False
-            else:
-                timeout = o.get("timeout", -1)
-                deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-                waitall = o.get("waitall", False)
-            total = len(view)
-            done: int = 0
-            # A stream kind moves bytes: in block mode, until the view is
-            # done (send, sendfile, a waitall recv) or something arrived.
-            stream = self._stream if kind <= SEND else kind >= SENDFILE and kind != CONNECT
-            if total == 0 and (stream or kind == SEND):
-                return 0  # an empty range moves nothing
-            attempt = True
-            if kind == RECV and block and self._rtry == _WAIT and timeout != 0:
-                attempt = io.others_ready()
-            events = slot
-            pause = False
-            n: int  # what one system call moved (-1: it would block)
-            while True:
-                if attempt:
-                    if done != 0 or total > CHUNK:
-                        piece = total - done if total - done < CHUNK else CHUNK
-                        v = view if kind == SENDFILE else memoryview(view)[done : done + piece]
-                    else:
-                        piece = total
-                        v = view
-                    try:
-                        if kind == RECV:
-                            n = sock.recv_into(v, 0, self._rflags)
-                        elif kind == SEND:
-                            n = sock.send(v, _SEND_FLAGS)
-                        elif kind == RECVFROM:
-                            n, self._from = sock.recvfrom_into(v, 0, _TRUNC)
-                        elif kind == SENDTO:
-                            n = sock.sendto(v, _SEND_FLAGS, self._to)
-                        elif kind == SENDFILE:
-                            n = os.sendfile(io.fd, self._to[0], self._to[1] + done, piece)
-                            if n == 0:
-                                raise _EndOfStream(
-                                    None, f"file ended after {done} of {total} bytes"
-                                )
-                        elif kind == ACCEPT:
-                            n, self._from = sock._accept()
-                        elif kind == TLS_RECV:
-                            n = self._tls.recv_into(v)
-                            if n < 0:
-                                events = self._tls.wants
-                        elif kind == TLS_SEND:
-                            n = self._tls.send(v)
-                            if n < 0:
-                                events = self._tls.wants
-                        elif kind == TLS_HANDSHAKE:
-                            n = self._tls.handshake()
-                            if n < 0:
-                                events = self._tls.wants
-                        else:
-                            n = sock.connect_ex(self._to)
-                            if n == 0 or n == _errno.EISCONN:
-                                self._last = None
-                                return 1
-                            if n == _errno.EAGAIN and self._family == 3:
-                                # A unix listener's backlog is full: nothing
-                                # to watch, so try again shortly.
-                                events = 0
-                            elif n not in _IN_PROGRESS:
-                                raise OSError(n, os.strerror(n))
-                            n = -1
-                    except BlockingIOError:
-                        n = -1
-                    if n >= 0:
-                        if not stream:
-                            if n > total and kind <= RECVFROM and kind & 1:
-                                self._last = self._truncated(n, total)
-                                return total
-                            done = n
-                        elif n > 0:
-                            done += n
-                            if kind == RECV:
-                                self._rtry = _TRY if n == piece else _SHORT
-                            elif self._rtry == _SHORT:
-                                self._rtry = _WAIT  # a reply after a short read
-                        else:  # a stream recv: the peer is done
-                            self._rtry = _TRY
-                            suffix = f" after {done} of {total} bytes" if done else ""
-                            raise _EndOfStream(None, "end of stream" + suffix)
-                        # Done, unless a block stream call has more to move.
-                        if done == total or not stream or not block or (slot == 1 and not waitall):
-                            finished = True
-                        else:
-                            finished = False
-                        if block and _monotonic() - io.turn > _GRACE and io.overdue():
-                            pause = True
-                        elif finished:
-                            self._last = None
-                            return done
-                        elif n == piece:
-                            continue
-                        # else a short piece: the buffer is full (or drained)
-                    elif self._shut and slot == 1:
-                        raise _EndOfStream(None, "end of stream (shut down)")
-                    elif not block:
-                        self._last = None
-                        return -1
-                    elif timeout == 0:
-                        return self._timed_out(kind, done)
-                # Switch to the hub: a turn for the others, or a wait.
-                if cur is None:
-                    cur = getcurrent()
-                    if slot == 1:
-                        io.rowner = cur
-                    else:
-                        io.wowner = cur
-                attempt = True
-                if pause:
-                    pause = False
-                    io.pause(cur, slot)
-                    if finished:
-                        self._last = None
-                        return done
-                    if self._sock is not sock:
-                        raise self._closed()
-                    continue
-                if events:
-                    result = io.wait(events, deadline, cur, slot)
-                else:
-                    soon = _monotonic() + _BACKLOG_RETRY
-                    until = soon if deadline is None else min(soon, deadline)
-                    result = io.wait(0, until, cur, slot)
-                    events = slot
-                    if result == 0 and (deadline is None or _monotonic() < deadline):
-                        result = 1
-                if result <= 0:
-                    if result == _CLOSED or self._sock is not sock:
-                        raise self._closed()
-                    return self._timed_out(kind, done)
-        finally:
-            if cur is not None:
-                if slot == 1:
-                    io.rowner = None
-                else:
-                    io.wowner = None
-
     def _wait(self, events: int, timeout: float) -> int:
         """``Socket.wait``: readiness, with the directions taken as a block call takes them."""
         check_int("events", events, 1, 3)
@@ -433,6 +264,179 @@ class Core:
             _errno.EMSGSIZE,
             f"{self._name(self._io.fd)}: datagram truncated: {size} bytes, {room} fit",
         )
+
+
+# -- the transfer core -------------------------------------------------
+
+
+def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
+    """Make ``kind``'s system call over ``view``, waiting as ``block`` says.
+
+    Returns the bytes moved (stream kinds; a block send or sendfile
+    moves the whole view, a ``waitall`` recv fills it), the datagram's
+    size (``RECVFROM``, ``SENDTO``, datagram ``RECV``), the descriptor
+    (``ACCEPT``; the address is left in ``_from``) or ``1`` (``CONNECT``).
+    ``-1`` means nothing happened: would block, or a deadline passed in
+    a kind that does not raise for it.  A stream kind in block mode
+    raises ``TimeoutError`` with the bytes moved.  ``_to`` carries the
+    send side's other input: the destination, the file, the address.
+    """
+    io = s._io
+    sock = s._sock
+    if sock is None or _ident() != io.thread:
+        sock = s._live()
+    slot = 2 - (kind & 1)  # the direction: waiter slot and watcher
+    if slot == 1:
+        if io.rowner is not None:
+            raise io.busy(1)
+    elif io.wowner is not None:
+        raise io.busy(2)
+    # The slot is taken at the first switch to the hub: until then no
+    # other greenlet can run, so the call owns its direction throughout.
+    cur = None
+    try:
+        if o is BLOCK or o is EMPTY:
+            timeout: float = -1.0
+            deadline = None
+            waitall = False
+        else:
+            timeout = o.get("timeout", -1)
+            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            waitall = o.get("waitall", False)
+        total = len(view)
+        done: int = 0
+        # A stream kind moves bytes: in block mode, until the view is
+        # done (send, sendfile, a waitall recv) or something arrived.
+        stream = s._stream if kind <= SEND else kind >= SENDFILE and kind != CONNECT
+        if total == 0 and (stream or kind == SEND):
+            return 0  # an empty range moves nothing
+        attempt = True
+        if kind == RECV and block and s._rtry == _WAIT and timeout != 0:
+            attempt = io.others_ready()
+        events = slot
+        pause = False
+        n: int  # what one system call moved (-1: it would block)
+        while True:
+            if attempt:
+                if done != 0 or total > CHUNK:
+                    piece = total - done if total - done < CHUNK else CHUNK
+                    v = view if kind == SENDFILE else memoryview(view)[done : done + piece]
+                else:
+                    piece = total
+                    v = view
+                try:
+                    if kind == RECV:
+                        n = sock.recv_into(v, 0, s._rflags)
+                    elif kind == SEND:
+                        n = sock.send(v, _SEND_FLAGS)
+                    elif kind == RECVFROM:
+                        n, s._from = sock.recvfrom_into(v, 0, _TRUNC)
+                    elif kind == SENDTO:
+                        n = sock.sendto(v, _SEND_FLAGS, s._to)
+                    elif kind == SENDFILE:
+                        n = os.sendfile(io.fd, s._to[0], s._to[1] + done, piece)
+                        if n == 0:
+                            raise _EndOfStream(None, f"file ended after {done} of {total} bytes")
+                    elif kind == ACCEPT:
+                        n, s._from = sock._accept()
+                    elif kind == TLS_RECV:
+                        n = s._tls.recv_into(v)
+                        if n < 0:
+                            events = s._tls.wants
+                    elif kind == TLS_SEND:
+                        n = s._tls.send(v)
+                        if n < 0:
+                            events = s._tls.wants
+                    elif kind == TLS_HANDSHAKE:
+                        n = s._tls.handshake()
+                        if n < 0:
+                            events = s._tls.wants
+                    else:
+                        n = sock.connect_ex(s._to)
+                        if n == 0 or n == _errno.EISCONN:
+                            s._last = None
+                            return 1
+                        if n == _errno.EAGAIN and s._family == 3:
+                            # A unix listener's backlog is full: nothing
+                            # to watch, so try again shortly.
+                            events = 0
+                        elif n not in _IN_PROGRESS:
+                            raise OSError(n, os.strerror(n))
+                        n = -1
+                except BlockingIOError:
+                    n = -1
+                if n >= 0:
+                    if not stream:
+                        if n > total and kind <= RECVFROM and kind & 1:
+                            s._last = s._truncated(n, total)
+                            return total
+                        done = n
+                    elif n > 0:
+                        done += n
+                        if kind == RECV:
+                            s._rtry = _TRY if n == piece else _SHORT
+                        elif s._rtry == _SHORT:
+                            s._rtry = _WAIT  # a reply after a short read
+                    else:  # a stream recv: the peer is done
+                        s._rtry = _TRY
+                        suffix = f" after {done} of {total} bytes" if done else ""
+                        raise _EndOfStream(None, "end of stream" + suffix)
+                    # Done, unless a block stream call has more to move.
+                    if done == total or not stream or not block or (slot == 1 and not waitall):
+                        finished = True
+                    else:
+                        finished = False
+                    if block and _monotonic() - io.turn > _GRACE and io.overdue():
+                        pause = True
+                    elif finished:
+                        s._last = None
+                        return done
+                    elif n == piece:
+                        continue
+                    # else a short piece: the buffer is full (or drained)
+                elif s._shut and slot == 1:
+                    raise _EndOfStream(None, "end of stream (shut down)")
+                elif not block:
+                    s._last = None
+                    return -1
+                elif timeout == 0:
+                    return s._timed_out(kind, done)
+            # Switch to the hub: a turn for the others, or a wait.
+            if cur is None:
+                cur = getcurrent()
+                if slot == 1:
+                    io.rowner = cur
+                else:
+                    io.wowner = cur
+            attempt = True
+            if pause:
+                pause = False
+                io.pause(cur, slot)
+                if finished:
+                    s._last = None
+                    return done
+                if s._sock is not sock:
+                    raise s._closed()
+                continue
+            if events:
+                result = io.wait(events, deadline, cur, slot)
+            else:
+                soon = _monotonic() + _BACKLOG_RETRY
+                until = soon if deadline is None else min(soon, deadline)
+                result = io.wait(0, until, cur, slot)
+                events = slot
+                if result == 0 and (deadline is None or _monotonic() < deadline):
+                    result = 1
+            if result <= 0:
+                if result == _CLOSED or s._sock is not sock:
+                    raise s._closed()
+                return s._timed_out(kind, done)
+    finally:
+        if cur is not None:
+            if slot == 1:
+                io.rowner = None
+            else:
+                io.wowner = None
 
 
 def xmake(

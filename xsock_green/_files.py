@@ -19,7 +19,7 @@ import stat
 from typing import IO, Any
 
 from ._args import span
-from ._core import CHUNK, SEND, SENDFILE, TLS_SEND, Core
+from ._core import CHUNK, SEND, SENDFILE, TLS_SEND, Core, move
 from ._errors import TimeoutError
 from ._hub import monotonic as _monotonic
 from ._options import EMPTY, Options
@@ -57,7 +57,7 @@ def _from_file(sock: Core, f: IO[bytes], o: Options, block: bool) -> int:
     sock._live()
     sock._to = (fd, pos + begin)
     try:
-        n = sock._move(SENDFILE, range(end - begin), block, o)
+        n = move(sock, SENDFILE, range(end - begin), block, o)
     except TimeoutError as exc:
         f.seek(pos + begin + exc.moved)
         raise
@@ -73,7 +73,7 @@ def _send_all(sock: Core, data: bytes, o: Options, block: bool, f: IO[bytes], ki
     begin, end = span(o, len(data))
     start = f.tell() - len(data) + begin
     try:
-        n = max(sock._move(kind, memoryview(data)[begin:end], block, o), 0)
+        n = max(move(sock, kind, memoryview(data)[begin:end], block, o), 0)
     except TimeoutError as exc:
         f.seek(start + exc.moved)
         raise
@@ -101,7 +101,7 @@ def _send_read(
                 break  # the file shrank
             left = None if deadline is None else max(0.0, deadline - _monotonic()) * 1000.0
             try:
-                n = sock._move(TLS_SEND, piece, block, EMPTY if left is None else {"timeout": left})
+                n = move(sock, TLS_SEND, piece, block, EMPTY if left is None else {"timeout": left})
             except TimeoutError as exc:
                 sent += exc.moved
                 raise TimeoutError(f"{sock}: sendfile timeout", sent) from None
@@ -133,6 +133,6 @@ def _send_stream(sock: Core, f: IO[bytes], o: Options, block: bool, kind: int) -
             return sent
         left = None if deadline is None else max(0.0, deadline - _monotonic()) * 1000.0
         try:
-            sent += sock._move(kind, piece, True, EMPTY if left is None else {"timeout": left})
+            sent += move(sock, kind, piece, True, EMPTY if left is None else {"timeout": left})
         except TimeoutError as exc:
             raise TimeoutError(f"{sock}: sendfile timeout", sent + exc.moved) from None

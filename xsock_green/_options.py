@@ -126,7 +126,7 @@ def options(
     such as ``{"block": True}`` takes the first branch of each test.
     """
     if opt.__class__ is dict and not kw:  # the common call: one literal table
-        if opt == BLOCK and opt["block"] is True and "block" in allowed:
+        if len(opt) == 1 and opt.get("block") is True and "block" in allowed:
             return BLOCK  # xmake's {block = true}, the table of nearly every call
         merged: Options = opt
     elif opt is None:

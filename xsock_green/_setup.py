@@ -3,8 +3,9 @@
 ``Setup`` is the part of ``Socket`` that turns xmake's addresses into the
 OS's (resolving host names within the call's deadline), binds, listens,
 accepts and connects through the transfer core's ``ACCEPT`` and ``CONNECT``
-kinds, and starts TLS.  ``Socket`` (``_socket``) adds the data transfer and
-control methods.
+kinds, and starts TLS.  It extends ``_transfer.Transfer`` (the data
+methods and the address helper ``os_address``); ``Socket`` (``_socket``)
+adds the control methods.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import _socket
 import os
 from typing import TYPE_CHECKING, Any, Self
 
-from greenlet import getcurrent
-
 from . import _hub, _tls
 from ._args import unix_path
-from ._constants import _AF, _SOCK_TYPES, INT_MAX, TCP, UNIX
-from ._core import ACCEPT, CONNECT, Core, xmake
-from ._errors import SocketError
-from ._options import Options, check_int, check_port, check_timeout, options
+from ._constants import INT_MAX, TCP, UNIX
+from ._core import ACCEPT, CONNECT, move, xmake
+from ._options import Options, check_int, check_timeout, options
+from ._transfer import Transfer, os_address
 
 __all__ = ["Setup"]
 
@@ -33,7 +32,7 @@ _K_STARTTLS = frozenset({"server_side", "server_hostname", "timeout"})
 _monotonic = _hub.monotonic
 
 
-class Setup(Core):
+class Setup(Transfer):
     """Addresses, binding, listening, accepting, connecting and TLS set-up."""
 
     #: A listener's TLS context (``bind`` with ``tls``): accepted sockets get it.
@@ -49,33 +48,6 @@ class Setup(Core):
 
     # -- addresses --------------------------------------------------------
 
-    def _sockaddr(self, addr: object, port: object, deadline: float | None, sock: Any) -> Any:
-        """The OS address for ``addr``:``port``, resolving a name within ``deadline``.
-
-        ``None`` when the deadline passed first; raises ``_Closed`` when the
-        socket was closed meanwhile.
-        """
-        if self._family == UNIX:
-            raise TypeError(f"{self} is a unix socket: use bind_unix()/connect_unix()")
-        if not isinstance(addr, str):
-            raise TypeError(f"addr must be a str, not {type(addr).__name__}")
-        port = check_port(port)
-        af = _AF[self._family]
-        try:
-            _socket.inet_pton(af, addr)
-        except OSError:
-            pass
-        else:
-            return (addr, port, 0, 0) if af == _socket.AF_INET6 else (addr, port)
-        found = self._io.resolve(addr, port, af, _SOCK_TYPES[self._type], deadline, getcurrent())
-        if self._sock is not sock or found == _hub.CLOSED:
-            raise self._closed()
-        if found == _hub.TIMEOUT:
-            return None
-        if isinstance(found, OSError):
-            raise SocketError(found.errno, f"{self}: cannot resolve {addr!r}: {found.strerror}")
-        return found
-
     def _unix_addr(self, path: object, o: Options) -> bytes:
         if self._family != UNIX:
             raise TypeError(f"{self} is not a unix socket: use bind()/connect()")
@@ -87,7 +59,7 @@ class Setup(Core):
     def bind(self, addr: str, port: int) -> bool:
         """Bind to ``addr``:``port``; ``True``, or ``False`` with ``last_error``."""
         sock = self._live()
-        sockaddr = self._sockaddr(addr, port, None, sock)
+        sockaddr = os_address(self, addr, port, None, sock)
         if self._type == TCP:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
@@ -112,7 +84,7 @@ class Setup(Core):
     def accept(self, opt: Options | None = None, /, **kw: Any) -> Self | None:
         """A connected client socket; ``None`` on timeout (key ``timeout``) or failure."""
         o = options("accept", _K_TIMEOUT, opt, kw)
-        fd = self._move(ACCEPT, b"", True, o)
+        fd = move(self, ACCEPT, b"", True, o)
         if fd < 0:
             return None
         try:
@@ -138,7 +110,7 @@ class Setup(Core):
         deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
         hostname = o.get("server_hostname", addr)
         tls = _tls.client_context(o.get("tls"), hostname)
-        sockaddr = self._sockaddr(addr, port, deadline, self._live())
+        sockaddr = os_address(self, addr, port, deadline, self._live())
         if sockaddr is None:
             return 0
         if deadline is not None:
@@ -161,7 +133,7 @@ class Setup(Core):
     ) -> int:
         self._to = sockaddr
         try:
-            if self._move(CONNECT, b"", True, o) < 0:
+            if move(self, CONNECT, b"", True, o) < 0:
                 return 0
         finally:
             self._to = None

@@ -1,13 +1,14 @@
 """The socket object: xmake's ``socket`` methods over a non-blocking OS socket.
 
-Every method is a thin caller of the transfer core (``_core.Core._move``);
-setting a connection up (addresses, bind, listen, accept, connect, TLS) is
-in ``_setup.Setup``, which ``Socket`` extends.  A method validates its
-arguments (misuse raises at once, before anything happens),
-turns them into a view of the caller's bytes, and turns the core's count
-into xmake's return values.  An ``OSError`` raised inside becomes the
-method's failure value through ``Core._failed``; the ``_xmake`` decorator
-does that for the methods that do not move data.
+``Socket`` is the last of a line of classes: ``_core.Core`` (the state and
+the transfer routine ``_move``), ``_transfer.Transfer`` (``send``,
+``recv``, ``sendto``, ``recvfrom``), ``_setup.Setup`` (addresses, bind,
+listen, accept, connect, TLS) and this module's naming, accessors,
+``sendfile``, ``wait``, ``ctrl``, ``kill`` and ``close``.  A method
+validates its arguments (misuse raises at once, before anything happens);
+an ``OSError`` raised inside becomes the method's failure value through
+``Core._failed``, which the ``xmake`` decorator applies to the methods that
+do not move data.
 
 The OS socket is the C-level ``_socket.socket``, which monkey-patching never
 replaces, so behaviour is the same in patched and unpatched programs.
@@ -19,13 +20,10 @@ import _socket
 import errno as _errno
 import sys
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 from . import _hub, _tls
-from ._args import data_view, format_addr, received, span
-from ._args import target as _target
-from ._bytes import Bytes
+from ._args import format_addr
 from ._constants import (
     _FAMILY_DIGIT,
     _TYPE_NAMES,
@@ -38,13 +36,11 @@ from ._constants import (
     CTRL_SETS,
     INT_MAX,
     TCP,
-    UDP,
     UNIX,
 )
-from ._core import RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, xmake
-from ._errors import TimeoutError
+from ._core import xmake
 from ._files import send_file
-from ._options import BLOCK, EMPTY, Options, check_int, options
+from ._options import Options, check_int, options
 from ._setup import Setup
 
 __all__ = ["Socket"]
@@ -52,16 +48,8 @@ __all__ = ["Socket"]
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
-_K_RECV = frozenset({"block", "start", "timeout", "waitall"})
-_K_DGRAM = frozenset({"block", "timeout"})
 
 _ident = _hub.get_thread_ident
-_monotonic = _hub.monotonic
-_new = object.__new__
-_FAILED_RECV: tuple[int, None] = (-1, None)
-_NOTHING_RECV: tuple[int, None] = (0, None)
-_FAILED_FROM: tuple[int, None, None, None] = (-1, None, None, None)
-_NOTHING_FROM: tuple[int, None, None, None] = (0, None, None, None)
 
 
 class Socket(Setup):
@@ -72,7 +60,7 @@ class Socket(Setup):
     """
 
     # __weakref__ is here, not in Core: a mypyc-compiled Core cannot have it.
-    __slots__ = ("__weakref__", "_dest", "_peer")
+    __slots__ = ("__weakref__", "_peer")
 
     def __init__(self, type_: int, family: int, sock: Any) -> None:
         self._sock: Any = None
@@ -88,7 +76,7 @@ class Socket(Setup):
         self._to: Any = None
         self._tls: Any = None
         self._tlsctx: Any = None
-        self._dest: tuple[str, int, Any] | None = None
+        self._dest = None
         self._peer: Any = None  # the client's address from a PROXY protocol header
         self._last = None
         self._io = _hub.IOWait(sock.fileno())
@@ -164,137 +152,6 @@ class Socket(Setup):
     def peeraddr(self) -> str | None:
         """``"ip:port"``, ``"[ip6]:port"`` or the unix path; ``None`` when not connected."""
         return format_addr(self.peername())
-
-    # -- streams ----------------------------------------------------------
-
-    def send(self, data: Any, opt: Options | None = None, /, **kw: Any) -> int:
-        """Send ``data`` (keys ``block``, ``start``, ``last``, ``timeout``).
-
-        Returns the bytes sent (``0``: would block), ``-1`` on failure.  In
-        block mode it sends the whole range or fails; a timeout raises
-        ``xsock_green.TimeoutError`` with ``moved`` set.
-        """
-        o = options("send", _K_SEND, opt, kw) if opt is not None or kw else EMPTY
-        view = data_view(data)
-        if o is BLOCK:
-            block = True
-        else:
-            block = o.get("block", self._block)
-            if "start" in o or "last" in o:
-                begin, end = span(o, len(view))
-                view = memoryview(view)[begin:end]
-        try:
-            n = self._move(SEND if self._tls is None else TLS_SEND, view, block, o)
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            return self._failed(exc, -1)
-        return n if n >= 0 else 0
-
-    def recv(
-        self,
-        buff: Bytes,
-        size: int | Options | None = None,
-        opt: Options | None = None,
-        /,
-        **kw: Any,
-    ) -> tuple[int, Bytes | None]:
-        """Receive into ``buff`` (keys ``block``, ``start``, ``timeout``, ``waitall``).
-
-        Returns ``(n, data)`` with ``data`` a view of ``buff``; ``(0, None)``
-        would block; ``(-1, None)`` end of stream or failure.  Block mode
-        waits for at least one byte, or with ``waitall`` for exactly ``size``.
-        On a UDP socket it receives one datagram (``(0, data)`` for an empty
-        one); a datagram larger than the range is cut, and ``last_error``
-        says so.
-        """
-        if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
-            size, opt = None, size  # recv(buff, {...})
-        o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else EMPTY
-        target = _target(buff, size, o)
-        try:
-            n = self._move(
-                RECV if self._tls is None else TLS_RECV,
-                target,
-                True if o is BLOCK else o.get("block", self._block),
-                o,
-            )
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            return self._failed(exc, _FAILED_RECV)
-        if n < 0 or (n == 0 and self._stream):
-            return _NOTHING_RECV
-        data = _new(Bytes)
-        data._mv = target if n == len(target) else target[:n]
-        return n, data
-
-    # -- datagrams --------------------------------------------------------
-
-    def _udp_only(self, what: str) -> None:
-        if self._type != UDP:
-            raise TypeError(f"{what}() is for UDP sockets; {self} is not one")
-
-    def sendto(
-        self, data: Any, addr: str, port: int, opt: Options | None = None, /, **kw: Any
-    ) -> int:
-        """Send one datagram to ``addr``:``port`` (keys ``block``, ``timeout``).
-
-        Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
-        The timeout covers resolving a host name too.
-        """
-        o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
-        if self._type != UDP:
-            self._udp_only("sendto")
-        view = data_view(data)
-        try:
-            # A datagram server answers the peer it just heard from: keep the
-            # last destination's validated, resolved address.
-            dest = self._dest
-            if dest is None or dest[0] != addr or dest[1] != port:
-                timeout = o.get("timeout", -1)
-                deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-                sockaddr = self._sockaddr(addr, port, deadline, self._live())
-                if sockaddr is None:
-                    return 0
-                dest = self._dest = (addr, port, sockaddr)
-                if deadline is not None:
-                    o = {**o, "timeout": max(0.0, deadline - _monotonic()) * 1000.0}
-            self._to = dest[2]
-            n = self._move(SENDTO, view, o.get("block", self._block), o)
-        except OSError as exc:
-            return self._failed(exc, -1)
-        return n if n >= 0 else 0
-
-    def recvfrom(
-        self,
-        buff: Bytes,
-        size: int | Options | None = None,
-        opt: Options | None = None,
-        /,
-        **kw: Any,
-    ) -> tuple[int, Bytes | None, str | None, int | None]:
-        """Receive one datagram: ``(n, data, peer_addr, peer_port)``.
-
-        ``(0, None, None, None)`` when nothing arrived (would block, or a
-        block-mode timeout); ``(-1, None, None, None)`` on failure or after
-        ``kill()``.  A datagram larger than the range is cut to fit, and
-        ``last_error`` says so (``n`` is what fits).
-        """
-        if opt is None and size is not None and type(size) is not int and isinstance(size, Mapping):
-            size, opt = None, size
-        o = options("recvfrom", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
-        if self._type != UDP:
-            self._udp_only("recvfrom")
-        target = _target(buff, size, EMPTY)
-        try:
-            n = self._move(RECVFROM, target, o.get("block", self._block), o)
-        except OSError as exc:
-            return self._failed(exc, _FAILED_FROM)
-        if n < 0:
-            return _NOTHING_FROM
-        addr = self._from
-        return n, received(target, n), addr[0], addr[1]
 
     # -- files ------------------------------------------------------------
 

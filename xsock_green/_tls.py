@@ -43,7 +43,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from ._core import TLS_HANDSHAKE, Core
+from ._core import TLS_HANDSHAKE, Core, move
 from ._hub import poll_now
 from ._options import EMPTY, Options, check_int, check_timeout
 
@@ -388,7 +388,7 @@ def handshake(core: Core, deadline: float | None) -> int:
     if core._tls.done:
         core._live()
         return 1
-    return 1 if core._move(TLS_HANDSHAKE, HANDSHAKE_VIEW, True, _left(deadline)) > 0 else 0
+    return 1 if move(core, TLS_HANDSHAKE, HANDSHAKE_VIEW, True, _left(deadline)) > 0 else 0
 
 
 def start(
