@@ -12,7 +12,9 @@ at run time it makes an installed build import the ``.py`` files.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import sys
 
 from setuptools import setup
@@ -40,7 +42,48 @@ def ext_modules() -> list[object]:
     except (Exception, SystemExit) as exc:  # mypy's errors end in SystemExit
         _say(f"mypyc could not compile the modules ({exc!r}): pure Python build")
         return []
+    for extension in extensions:
+        for source in extension.sources:
+            if source.endswith(".c"):
+                keep_docstrings(source, paths)
     return list(extensions)
+
+
+def _c_text(text: str) -> str:
+    """``text`` as the inside of a C string literal (octal escapes, so never ambiguous)."""
+    return "".join(
+        chr(b) if 32 <= b < 127 and chr(b) not in '\\"?' else f"\\{b:03o}"
+        for b in text.encode("utf-8")
+    )
+
+
+def keep_docstrings(c_file: str, paths: list[str]) -> None:
+    """Put the public methods' docstrings into the generated C: mypyc keeps
+    only their signatures, and ``help(sock.send)`` should say what it does.
+
+    A method whose name several compiled classes share is left as it is;
+    ``tests/test_public_api.py`` checks that every ``Socket`` method has its text.
+    """
+    with open(c_file, encoding="utf-8") as f:
+        code = f.read()
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+            for method in (node for node in cls.body if isinstance(node, ast.FunctionDef)):
+                doc = ast.get_docstring(method)
+                if doc is None or method.name.startswith("_"):
+                    continue
+                # PyDoc_STR("send($self, data, ...)\\n--\\n\\n<docstring>")
+                entry = re.compile(
+                    rf'(PyDoc_STR\("{method.name}\(\$self[^"]*?\\n--\\n\\n)((?:[^"\\]|\\.)*)"\)'
+                )
+                matches = list(entry.finditer(code))
+                if len(matches) == 1:
+                    m = matches[0]
+                    code = code[: m.start()] + m.group(1) + _c_text(doc) + '")' + code[m.end() :]
+    with open(c_file, "w", encoding="utf-8") as f:
+        f.write(code)
 
 
 class BuildAllOrNone(build_ext):
