@@ -1,11 +1,11 @@
-"""Setting a connection up: addresses, ``bind``, ``listen``, ``accept``, ``connect``, TLS.
+"""Setting a connection up: ``bind``, ``listen``, ``accept``, ``connect``, TLS.
 
-``Setup`` is the part of ``Socket`` that turns xmake's addresses into the
-OS's (resolving host names within the call's deadline), binds, listens,
-accepts and connects through the transfer core's ``ACCEPT`` and ``CONNECT``
-kinds, and starts TLS.  It extends ``_transfer.Transfer`` (the data
-methods and the address helper ``os_address``); ``Socket`` (``_socket``)
-adds the control methods.
+``Setup`` is the part of ``Socket`` that binds, listens, accepts and
+connects through the transfer core's ``ACCEPT`` and ``CONNECT`` kinds, and
+starts TLS.  It extends ``_transfer.Transfer`` (the data methods; its
+``os_address`` turns xmake's addresses into the OS's, resolving host names
+within the call's deadline); ``Socket`` (``_socket``) adds the control
+methods.
 """
 
 from __future__ import annotations

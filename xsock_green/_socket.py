@@ -1,8 +1,8 @@
 """The socket object: xmake's ``socket`` methods over a non-blocking OS socket.
 
-``Socket`` is the last of a line of classes: ``_core.Core`` (the state and
-the transfer routine ``_move``), ``_transfer.Transfer`` (``send``,
-``recv``, ``sendto``, ``recvfrom``), ``_setup.Setup`` (addresses, bind,
+``Socket`` is the last of a line of classes: ``_core.Core`` (the state
+that ``_core.move``, the transfer routine, works on), ``_transfer.Transfer``
+(``send``, ``recv``, ``sendto``, ``recvfrom``), ``_setup.Setup`` (bind,
 listen, accept, connect, TLS) and this module's naming, accessors,
 ``sendfile``, ``wait``, ``ctrl``, ``kill`` and ``close``.  A method
 validates its arguments (misuse raises at once, before anything happens);

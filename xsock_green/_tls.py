@@ -6,7 +6,7 @@ non-blocking raw I/O on the OS socket, feed the ciphertext they read into
 the incoming BIO and send what the outgoing BIO holds, and return the
 plaintext bytes moved, ``0`` at the end of the stream, or ``-1`` after
 setting ``wants`` to the readiness they need (1 readable, 2 writable, 0 a
-short pause).  The transfer core (``Core._move``, kinds ``TLS_RECV``,
+short pause).  The transfer core (``_core.move``, kinds ``TLS_RECV``,
 ``TLS_SEND`` and ``TLS_HANDSHAKE``) makes every wait, so close wake-ups,
 ``BusyError``, whole-call deadlines and fairness hold for TLS as they do
 for plain sockets, and so does monkey-patching: gevent's ``SSLSocket`` is

@@ -2,7 +2,7 @@
 
 Each method validates its arguments (misuse raises at once, before
 anything happens), turns them into a view of the caller's bytes, calls the
-transfer core (``Core._move``) and turns the core's count into xmake's
+transfer core (``_core.move``) and turns the core's count into xmake's
 return values; an ``OSError`` becomes the method's failure value through
 ``Core._failed``.  This module is compiled with the core (``setup.py``),
 so a call goes from the caller to the system call without an interpreted
