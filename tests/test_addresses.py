@@ -72,6 +72,51 @@ def test_ipv6_udp_peer_address() -> None:
     b.close()
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
+def test_udp_replies_reach_each_sender(host: str) -> None:
+    # The server answers whoever it just heard from, alternating between
+    # clients, and also sends to a fixed third address in between: each
+    # reply must reach its own sender (the last sender's and the last
+    # destination's addresses are both kept).
+    family = {"family": socket.IPV6 if ":" in host else socket.IPV4}
+    server, third, *clients = (socket.udp(family) for _ in range(5))
+    try:
+        for sock in (server, third, *clients):
+            assert sock.bind(host, 0)
+        buf = Bytes(64)
+        for i in range(12):
+            client = clients[i % 3]
+            assert client.sendto(f"q{i}", host, server.sockname()[1]) == len(f"q{i}")
+            _n, data, addr, port = server.recvfrom(buf, 64, {"block": True, "timeout": 5000})
+            assert data == f"q{i}".encode() and port == client.sockname()[1]
+            assert server.sendto(f"r{i}", addr, port) == len(f"r{i}")
+            assert server.sendto("aside", host, third.sockname()[1]) == 5
+            _n, data, _addr, port = client.recvfrom(buf, 64, {"block": True, "timeout": 5000})
+            assert data == f"r{i}".encode() and port == server.sockname()[1]
+            _n, data, _addr, _port = third.recvfrom(buf, 64, {"block": True, "timeout": 5000})
+            assert data == b"aside"
+    finally:
+        for sock in (server, third, *clients):
+            sock.close()
+
+
+def test_udp_port_of_the_last_sender_is_still_checked() -> None:
+    a, b = socket.udp(), socket.udp()
+    try:
+        assert a.bind("127.0.0.1", 0) and b.bind("127.0.0.1", 0)
+        assert a.sendto("x", "127.0.0.1", b.sockname()[1]) == 1
+        _n, _data, addr, port = b.recvfrom(Bytes(4), 4, {"block": True, "timeout": 5000})
+        assert addr is not None and port is not None
+        with pytest.raises(TypeError, match="'port' must be an int, not float"):
+            b.sendto("y", addr, float(port))
+        assert b.sendto("y", addr, port) == 1  # now the last destination too
+        with pytest.raises(TypeError, match="'port' must be an int, not float"):
+            b.sendto("y", addr, float(port))
+    finally:
+        a.close()
+        b.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux-only")
 def test_abstract_unix_socket(run: Runner) -> None:
     name = f"xsock-test-{os.getpid()}-{id(run)}"

@@ -115,8 +115,10 @@ class Transfer(Core):
 
     # -- datagrams --------------------------------------------------------
 
+    # ``addr`` and ``port`` are checked here, with messages that name them:
+    # compiled code would refuse a wrong type on entry with a generic one.
     def sendto(
-        self, data: Any, addr: str, port: int, opt: Options | None = None, /, **kw: Any
+        self, data: Any, addr: str | Any, port: int | Any, opt: Options | None = None, /, **kw: Any
     ) -> int:
         """Send one datagram to ``addr``:``port`` (keys ``block``, ``timeout``).
 
@@ -128,10 +130,18 @@ class Transfer(Core):
             raise _udp_only(self, "sendto")
         view = data_view(data)
         try:
-            # A datagram server answers the peer it just heard from: keep the
-            # last destination's validated, resolved address.
+            # A client sends to one server, and a server answers the peer it
+            # just heard from: the last destination's OS address is kept, and
+            # the last sender's is the kernel's own (IPv6 scope included).
             dest = self._dest
-            if dest is None or dest[0] != addr or dest[1] != port:
+            heard = self._from
+            if type(port) is not int:  # 5000.0 == 5000: let os_address refuse it
+                dest = heard = None
+            if dest is not None and dest[0] == addr and dest[1] == port:
+                pass
+            elif heard is not None and heard[0] == addr and heard[1] == port:
+                dest = self._dest = (addr, port, heard)
+            else:
                 timeout = o.get("timeout", -1)
                 deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
                 sockaddr = os_address(self, addr, port, deadline, self._live())
