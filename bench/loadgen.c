@@ -13,9 +13,13 @@
  *   churn  N slots, each: connect, one S-byte echo, close, again.
  *   sink   one connection pushes --bytes one way; the server reads and
  *          discards until end of stream, then closes.
+ *   source the mirror of sink: one connection sends the 8-byte big-endian
+ *          request --bytes, then only reads; the server sends that many
+ *          bytes and closes; the generator discards them until end of
+ *          stream and checks it got exactly --bytes.  Same JSON as sink.
  *   idle   open N connections in batches (one echo each, so every one is
  *          accepted and served), read the server's VmRSS before and after,
- *          then time one S-byte echo on all N at once.
+ *          then time one S-byte echo on all N at once; close them all.
  *
  * Timed modes warm up for --warmup-ms, then measure for --duration-ms (or
  * until --requests requests completed).  Server CPU time is read from
@@ -49,7 +53,7 @@
 
 /* ---- options ---------------------------------------------------------- */
 
-enum { M_ECHO, M_UDP, M_CHURN, M_SINK, M_IDLE };
+enum { M_ECHO, M_UDP, M_CHURN, M_SINK, M_IDLE, M_SOURCE };
 
 static int mode = M_ECHO;
 static const char *host = "127.0.0.1";
@@ -213,7 +217,7 @@ static void put(const char *fmt, ...) {
 }
 
 static const char *mode_name(void) {
-    static const char *names[] = {"echo", "udp", "churn", "sink", "idle"};
+    static const char *names[] = {"echo", "udp", "churn", "sink", "idle", "source"};
     return names[mode];
 }
 
@@ -817,6 +821,78 @@ static int run_sink(void) {
     return 0;
 }
 
+/* ---- source: bulk one way, server to generator ----------------------------- */
+
+static int run_source(void) {
+    new_loop();
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+    int fd = open_conn_retry(SOCK_STREAM, deadline);
+    if (fd < 0) die("connect");
+    conn_t c = {.fd = fd};
+    ep_set(&c, EPOLLOUT);
+    struct epoll_event ev;
+    while (epoll_wait(ep, &ev, 1, 1000) <= 0)
+        if (now_ns() > deadline) die("connect timeout");
+    if (connect_done(&c) < 0) die("connect");
+    unsigned char req[8];
+    for (int i = 0; i < 8; i++) req[i] = (unsigned char)((uint64_t)total_bytes >> (56 - 8 * i));
+    cpu_t c0 = server_cpu();
+    uint64_t t0 = now_ns();
+    long long got = 0;
+    size_t off = 0;
+    int eof = 0;
+    const char *why = NULL;
+    while (off < sizeof req) { /* the request: a fresh socket takes 8 bytes at once */
+        ssize_t n = send(fd, req + off, sizeof req - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            why = "send failed";
+            break;
+        } else if (now_ns() > deadline) {
+            why = "timeout";
+            break;
+        } else if (epoll_wait(ep, &ev, 1, 1000) < 0 && errno != EINTR) {
+            die("epoll_wait");
+        }
+    }
+    if (!why) ep_set(&c, EPOLLIN);
+    while (!why && !eof) {
+        ssize_t n = recv(fd, rbuf, sizeof rbuf, 0);
+        if (n > 0) {
+            got += n;
+        } else if (n == 0) {
+            eof = 1;
+        } else if (errno != EAGAIN && errno != EINTR) {
+            why = "recv failed";
+        } else if (now_ns() > deadline) {
+            why = "timeout";
+        } else if (epoll_wait(ep, &ev, 1, 1000) < 0 && errno != EINTR) {
+            die("epoll_wait");
+        }
+    }
+    uint64_t t1 = now_ns();
+    cpu_t c1 = server_cpu();
+    close(fd);
+    static char mismatch[96];
+    if (!why && got != total_bytes) {
+        snprintf(mismatch, sizeof mismatch, "received %lld bytes, expected %lld", got,
+                 total_bytes);
+        why = mismatch;
+    }
+    double el = (double)(t1 - t0) / 1e9;
+    double cpu = cpu_delta(c0, c1);
+    print_common();
+    put(", \"bytes\": %lld, \"elapsed_s\": %.6f, \"mb_s\": %.3f, \"requests\": 1", got, el,
+        (double)got / el / 1e6);
+    put(", \"errors\": %d, \"server_cpu_s\": %.6f, \"server_cpu_us_per_mb\": %.3f", why ? 1 : 0,
+        cpu, got ? cpu * 1e6 / ((double)got / 1e6) : 0.0);
+    put(", \"bytes_expected\": %lld", total_bytes);
+    if (why) put(", \"error\": \"%s\"", why);
+    finish();
+    return 0;
+}
+
 /* ---- idle: many connections, memory and one echo on all --------------------- */
 
 
@@ -840,20 +916,29 @@ static int run_idle(void) {
     cpu_t c1 = server_cpu();
     long rss2 = status_field("VmRSS:");
     double cpu = cpu_delta(c0, c1);
+    /* Close every connection before reporting: the harness reads the
+     * server's memory once they are all gone (kib_per_conn_after_close). */
+    int closed = 0;
+    for (int i = 0; i < nconns; i++) {
+        if (conns[i].fd >= 0) {
+            close(conns[i].fd);
+            conns[i].fd = -1;
+            closed++;
+        }
+    }
     print_common();
     put(", \"requests\": %lld, \"opened\": %d, \"open_s\": %.6f, \"echo_all_ms\": %.3f", done_window,
         ok, (double)(t1 - t0) / 1e9, (double)(t3 - t2) / 1e6);
     put(", \"rss_before_kb\": %ld, \"rss_after_kb\": %ld, \"rss_after_echo_kb\": %ld", rss0, rss1,
         rss2);
-    put(", \"kib_per_conn\": %.3f", ok ? (double)(rss1 - rss0) / ok : 0.0);
+    put(", \"kib_per_conn\": %.3f, \"closed\": %d", ok ? (double)(rss1 - rss0) / ok : 0.0,
+        closed);
     print_latency();
     put(", \"errors\": %lld, \"timed_out\": %s, \"server_cpu_s\": %.6f, "
         "\"server_cpu_us_per_req\": %.3f, \"server_threads\": %d",
         errors, rc < 0 ? "true" : "false", cpu, done_window ? cpu * 1e6 / (double)done_window : 0.0,
         c1.threads);
     finish();
-    for (int i = 0; i < nconns; i++)
-        if (conns[i].fd >= 0) close(conns[i].fd);
     return 0;
 }
 
@@ -861,7 +946,8 @@ static int run_idle(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --mode echo|udp|churn|sink|idle (--port P [--host A] | --unix PATH)\n"
+            "usage: loadgen --mode echo|udp|churn|sink|source|idle\n"
+            "  (--port P [--host A] | --unix PATH)\n"
             "  [--conns N] [--size S] [--warmup-ms W] [--duration-ms D] [--requests R]\n"
             "  [--bytes B] [--server-pid PID] [--batch K] [--timeout-ms T] [--settle-ms M]\n");
     exit(2);
@@ -886,6 +972,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(optarg, "churn")) mode = M_CHURN;
             else if (!strcmp(optarg, "sink")) mode = M_SINK;
             else if (!strcmp(optarg, "idle")) mode = M_IDLE;
+            else if (!strcmp(optarg, "source")) mode = M_SOURCE;
             else usage();
             break;
         case 'h': host = optarg; break;
@@ -933,6 +1020,7 @@ int main(int argc, char **argv) {
     case M_UDP: return run_echo();
     case M_CHURN: return run_churn();
     case M_SINK: return run_sink();
+    case M_SOURCE: return run_source();
     default: return run_idle();
     }
 }

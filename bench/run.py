@@ -44,6 +44,10 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from bench import report
 from bench.servers import SERVERS
 
+# The ``source`` kind (bulk-send) reports the fields ``sink`` does (``mb_s``,
+# ``server_cpu_us_per_mb``): render it the same way until report.py names it.
+report.METRIC.setdefault("source", report.METRIC["sink"])
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BUILD = BENCH / ".build"
@@ -58,15 +62,17 @@ class Workload:
 
     name: str
     title: str
-    kind: str  # echo | udp | churn | sink | idle | syscalls
+    kind: str  # echo | udp | churn | sink | source | idle | syscalls
     transport: str  # tcp | unix | udp
     size: int = 1024
     conns: int = 1
     short: bool = False  # part of --short
+    role: str = ""  # the servers' --role; by default from the kind
 
-    @property
-    def role(self) -> str:
-        return "sink" if self.kind == "sink" else "echo"
+    def __post_init__(self) -> None:
+        if not self.role:
+            role = self.kind if self.kind in ("sink", "source") else "echo"
+            object.__setattr__(self, "role", role)
 
 
 def _kib(n: int) -> str:
@@ -101,10 +107,14 @@ def _workloads() -> list[Workload]:
         Workload("udp-64-c10", "UDP ping-pong, 64 B, 10 sockets", "udp", "udp", 64, 10, True),
         Workload("udp-1k-c10", "UDP ping-pong, 1 KiB, 10 sockets", "udp", "udp", 1024, 10),
         Workload("bulk", "bulk transfer one way on one TCP connection", "sink", "tcp", 0, 1, True),
+        Workload("bulk-send", "bulk transfer one way on one TCP connection, server to client",
+                 "source", "tcp", 0, 1, True),
         Workload("churn-c10", "connection churn: connect, one 64 B echo, close; 10 at a time",
                  "churn", "tcp", 64, 10, True),
         Workload("idle", "idle connections: memory each, then one 64 B echo on all", "idle", "tcp",
                  64, 0, True),
+        Workload("idle-64k", "idle connections holding a 64 KiB receive buffer each: memory "
+                 "each, then one 64 B echo on all", "idle", "tcp", 64, 0, True, "echo64k"),
         Workload("syscalls", "system calls per request: TCP echo, 1 KiB, 10 connections "
                  "(strace -c -f over a fixed run)", "syscalls", "tcp", 1024, 10),
     ]  # fmt: skip
@@ -177,6 +187,77 @@ def raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def proc_fds(pid: int) -> int | None:
+    """How many file descriptors ``pid`` holds."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def proc_rss_kib(pid: int) -> int | None:
+    """``pid``'s VmRSS in KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def proc_sleeping(pid: int) -> bool:
+    """Every thread of ``pid`` is blocked (state S): it has nothing left to run."""
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] != "S":
+                return False
+    except (OSError, IndexError):
+        return False
+    return True
+
+
+CLOSE_WAIT_S = 10.0  # how long a server may take to close its side of the connections
+
+
+def wait_closed(pid: int, fds: int, limit: float = CLOSE_WAIT_S) -> tuple[bool, float, int]:
+    """Poll until ``pid`` is back to ``fds`` descriptors and idle, at most ``limit`` s.
+
+    Returns whether it got there, the seconds it took and the descriptors left.
+    """
+    t0 = time.monotonic()
+    while True:
+        now = proc_fds(pid)
+        if now is None:  # the server is gone
+            return False, time.monotonic() - t0, 0
+        if now <= fds and proc_sleeping(pid):
+            return True, time.monotonic() - t0, now
+        if time.monotonic() - t0 > limit:
+            return False, time.monotonic() - t0, now
+        time.sleep(0.005)
+
+
+def after_close(pid: int, fds: int, run: dict[str, Any]) -> dict[str, Any]:
+    """The server's memory once every connection of an idle run is closed.
+
+    ``kib_per_conn_after_close`` is (VmRSS now - VmRSS before the connections)
+    / connections, read when the server has closed them all (its descriptor
+    count is back to what it was before the run) and is idle.
+    """
+    ok, waited, now = wait_closed(pid, fds)
+    out: dict[str, Any] = {"close_wait_s": round(waited, 3), "fds_left_after_close": now - fds}
+    rss, before, opened = proc_rss_kib(pid), run.get("rss_before_kb"), run.get("opened")
+    if not ok:
+        out["after_close_error"] = (
+            f"{now - fds} descriptors still open {waited:.0f} s after the generator closed"
+        )
+    elif rss is not None and isinstance(before, int) and before > 0 and opened:
+        out["rss_after_close_kb"] = rss
+        out["kib_per_conn_after_close"] = (rss - before) / opened
+    return out
 
 
 def peer_missing(name: str) -> str | None:
@@ -368,8 +449,8 @@ class Bench:
         if w.kind in ("echo", "udp", "churn"):
             a += ["--warmup-ms", str(s.warmup_ms), "--duration-ms", str(s.duration_ms)]
             a += ["--mode", {"echo": "echo", "udp": "udp", "churn": "churn"}[w.kind]]
-        elif w.kind == "sink":
-            a = ["--mode", "sink", "--bytes", str(s.bulk_bytes)]
+        elif w.kind in ("sink", "source"):
+            a = ["--mode", w.kind, "--bytes", str(s.bulk_bytes)]
         elif w.kind == "idle":
             a = ["--mode", "idle", "--size", str(w.size), "--conns", str(s.idle_conns)]
             a += ["--settle-ms", str(s.settle_ms)]
@@ -407,20 +488,51 @@ class Bench:
         else:
             s = self.settings
             limit = 60.0 + (s.warmup_ms + s.duration_ms) / 1000
+            fds = proc_fds(sp.pid) if w.kind == "idle" else None
             run.update(self.generate(sp, self.gen_args(w), limit))
+            if fds is not None and sp.alive():
+                run.update(after_close(sp.pid, fds, run))
             if not sp.alive():
                 run["error"] = f"server died: {sp.tail()}"
                 run["errors"] = run.get("errors", 0) + 1
         self.runs.append(run)
         value = run.get(report.METRIC[w.kind][0])
         shown = f"{value:,.1f}" if isinstance(value, (int, float)) else run.get("error", "?")
+        if w.kind == "idle":
+            later = run.get("kib_per_conn_after_close")
+            shown += (
+                f", after close {later:,.1f}"
+                if isinstance(later, (int, float))
+                else f", after close: {run.get('after_close_error', '?')}"
+            )
         log(f"  {w.name:<15} {name:<16} #{rep + 1}  {shown}")
 
     # -- the plan ------------------------------------------------------------
 
     def servers_for(self, w: Workload) -> list[str]:
-        names = [n for n in self.server_names if w.transport in SERVERS[n].transports]
-        return names
+        if w.kind == "source" and self.gen.kind != "c":
+            return []  # bench/pyloadgen.py has no source mode
+        return [
+            n
+            for n in self.server_names
+            if w.transport in SERVERS[n].transports and w.role in SERVERS[n].roles
+        ]
+
+    def note_unserved(self, w: Workload) -> None:
+        """Say which chosen servers a workload leaves out for want of a role."""
+        if w.kind == "source" and self.gen.kind != "c":
+            self.notes.append(f"{w.name}: needs the C generator (pyloadgen.py has no source mode)")
+            log(f"skip {w.name}: needs the C generator")
+            return
+        missing = [
+            n
+            for n in self.server_names
+            if w.transport in SERVERS[n].transports and w.role not in SERVERS[n].roles
+        ]
+        if missing:
+            note = f"{w.name}: not run for {', '.join(missing)} (no {w.role} server role)"
+            self.notes.append(note)
+            log(f"  {note}")
 
     def run(self) -> None:
         self.server_names = []
@@ -439,6 +551,8 @@ class Bench:
             f"{', '.join(self.server_names)}; {self.pinning}; generator: {self.gen.why}"
         )
         self.chosen = chosen
+        for w in chosen:
+            self.note_unserved(w)
         started = time.monotonic()
         before = OtherLoad.sample()
         # Unix socket paths must stay short: a fresh folder right under /tmp.
@@ -467,7 +581,12 @@ class Bench:
     def selected(self, w: Workload) -> bool:
         pats = self.ns.workload
         if pats:
-            return any(w.name == p or w.name.startswith(p + "-") or p == w.kind for p in pats)
+            # A workload's exact name means that one only: "bulk" is not "bulk-send".
+            names = {x.name for x in WORKLOADS}
+            return any(
+                w.name == p or (p not in names and (w.name.startswith(p + "-") or p == w.kind))
+                for p in pats
+            )
         if w.kind == "syscalls":  # run_syscalls says so when strace is missing
             return bool(self.ns.strace) or not self.ns.short
         return w.short or not self.ns.short
@@ -497,14 +616,19 @@ class Bench:
 
     def run_idle(self, w: Workload) -> None:
         names = self.servers_for(w)
+        if not names:
+            return
         for rep in range(min(self.settings.repeat, self.settings.idle_repeat)):
             # A fresh server per measurement: memory is read as a difference
             # and must not reuse what an earlier run freed.
-            log(f"idle connections, round {rep + 1}: starting {len(names)} servers")
-            with servers_up(names, "tcp", "echo", self.workdir, self.server_cpus) as procs:
+            log(f"{w.name}, round {rep + 1}: starting {len(names)} {w.role} servers")
+            with servers_up(names, "tcp", w.role, self.workdir, self.server_cpus) as procs:
                 self.note_failures(procs)
                 for name in names:
                     self.measure(w, name, procs[name], rep)
+                    sp = procs[name]
+                    if isinstance(sp, ServerProc):
+                        sp.stop()  # give its memory back before the next one
 
     # -- system calls ------------------------------------------------------------
 
@@ -690,8 +814,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workload",
         type=lambda s: s.split(","),
-        help="workload names, prefixes (tcp, tcp-1k) or kinds (echo, udp, churn, sink, idle, "
-        "syscalls), comma-separated",
+        help="workload names (exact: bulk is not bulk-send), prefixes (tcp, tcp-1k) or kinds "
+        "(echo, udp, churn, sink, source, idle, syscalls), comma-separated",
     )
     p.add_argument("--repeat", type=int, default=0, help="measurements per row (default 3)")
     p.add_argument("--duration-ms", type=int, default=0, help="measured time per run")

@@ -1,14 +1,31 @@
 """The echo servers under test, one per process.
 
-    python bench/servers.py NAME [--transport tcp|unix|udp] [--role echo|sink]
+    python bench/servers.py NAME [--transport tcp|unix|udp]
+                                 [--role echo|sink|source|echo64k]
                                  [--path PATH] [--backlog N] [--cprofile FILE]
 
 Each server listens on 127.0.0.1 port 0 (or the unix ``--path``), prints one
 JSON line ``{"pid": ..., "port": ..., "path": ...}`` when it is ready, and
-serves until it is killed.  ``echo`` sends back every byte it reads; ``sink``
-reads and discards until end of stream, then closes (the one-way bulk
-workload).  Every stream server sets TCP_NODELAY on its connections, as
-asyncio, uvloop and trio do by default, and listens with the same backlog.
+serves until it is killed.  Roles (stream transports; UDP always echoes):
+
+* ``echo`` sends back every byte it reads;
+* ``sink`` reads and discards until end of stream, then closes (the one-way
+  bulk workload, client to server);
+* ``source`` reads an 8-byte big-endian byte count, then sends that many
+  bytes, one 64 KiB chunk at a time with the library's "send all" call (the
+  last chunk cut to size), then closes (the one-way bulk workload, server to
+  client);
+* ``echo64k`` echoes like ``echo``, but each connection holds one 64 KiB
+  receive buffer from its start and receives into it (``recv_into`` or the
+  library's equivalent): the idle-connection memory of a server written
+  that way.  Only servers whose library receives into a caller's buffer have
+  it (not asyncio/uvloop streams nor trio, whose streams return new bytes);
+  the protocol servers use ``asyncio.BufferedProtocol``.
+
+``Server.roles`` says which roles a server has; gevent_hub, the reference
+loop, has no ``source``.  Every stream server sets TCP_NODELAY on its
+connections, as asyncio, uvloop and trio do by default, and listens with the
+same backlog.
 
 Each server is the short loop a user of that library would write: read up
 to 64 KiB with the library's call, write it back with the library's "send
@@ -35,9 +52,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-READ = 65536  # bytes asked of every read call
+READ = 65536  # bytes asked of every read call; also the source role's chunk
 BUF_MIN = 4096  # the xsock_green server's first buffer
 HOST = "127.0.0.1"
+HEAD = 8  # the source role's request: the byte count, big-endian
+ROLES = ("echo", "sink", "source", "echo64k")
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,17 @@ def plain_listener(a: Args) -> socket.socket:
         lst.bind((HOST, 0))
     lst.listen(a.backlog)
     return lst
+
+
+def read_head(recv: Callable[[int], bytes]) -> int | None:
+    """The source role's byte count, read with a blocking ``recv``; ``None`` at end of stream."""
+    head = b""
+    while len(head) < HEAD:
+        data = recv(HEAD - len(head))
+        if not data:
+            return None
+        head += data
+    return int.from_bytes(head, "big")
 
 
 def announce(sock: Any, a: Args) -> None:
@@ -118,7 +148,34 @@ def xsock_green_handler(role: str) -> Callable[[Any], None]:
         finally:
             c.close()
 
-    return echo if role == "echo" else sink
+    def source(c: Socket) -> None:
+        head = Bytes(HEAD)
+        chunk = Bytes(READ)
+        try:
+            n, _ = c.recv(head, HEAD, {"block": True, "waitall": True})
+            if n != HEAD:
+                return
+            left = head.u32be(1) << 32 | head.u32be(5)
+            while left >= READ:
+                if c.send(chunk, block) < 0:
+                    return
+                left -= READ
+            if left:
+                c.send(chunk, {"block": True, "last": left})
+        finally:
+            c.close()
+
+    def echo64k(c: Socket) -> None:
+        buff = Bytes(READ)  # one 64 KiB buffer for the connection's whole life
+        try:
+            while True:
+                n, data = c.recv(buff, READ, block)
+                if n <= 0 or c.send(data, block) < 0:
+                    break
+        finally:
+            c.close()
+
+    return {"echo": echo, "sink": sink, "source": source, "echo64k": echo64k}[role]
 
 
 def xsock_green_udp(block: dict[str, bool]) -> Callable[[Any, Any, str, int], None]:
@@ -217,7 +274,39 @@ def gevent_handler(role: str) -> Callable[[Any, Any], None]:
         finally:
             sock.close()
 
-    return echo if role == "echo" else sink
+    def source(sock: Any, _addr: Any) -> None:
+        nodelay(sock)
+        sendall = sock.sendall
+        chunk = bytes(READ)
+        try:
+            left = read_head(sock.recv)
+            while left and left >= READ:
+                sendall(chunk)
+                left -= READ
+            if left:
+                sendall(chunk[:left])
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def echo64k(sock: Any, _addr: Any) -> None:
+        nodelay(sock)
+        buf = bytearray(READ)  # one 64 KiB buffer for the connection's whole life
+        view = memoryview(buf)
+        recv_into, sendall = sock.recv_into, sock.sendall
+        try:
+            while True:
+                n = recv_into(buf)
+                if not n:
+                    break
+                sendall(view[:n])
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    return {"echo": echo, "sink": sink, "source": source, "echo64k": echo64k}[role]
 
 
 def gevent_listener(a: Args) -> Any:
@@ -278,7 +367,8 @@ def serve_gevent_hub(a: Args) -> None:
 
     Wait for readability, then ``recv``; plain ``send`` and wait for
     writability only when it falls short.  Standard-library sockets, one
-    pair of persistent watchers per connection.
+    pair of persistent watchers per connection.  ``echo64k``: ``recv_into``
+    one 64 KiB ``bytearray`` per connection.  No ``source`` role.
     """
     import gevent
     from gevent.hub import get_hub
@@ -292,11 +382,21 @@ def serve_gevent_hub(a: Args) -> None:
     lst.setblocking(False)
     announce(lst, a)
     sink = a.role == "sink"
+    own_buffer = a.role == "echo64k"
 
     def handle(c: socket.socket) -> None:
         fd = c.fileno()
         rw, ww = loop.io(fd, 1), loop.io(fd, 2)
-        recv, send = c.recv, c.send
+        recv: Callable[[int], Any] = c.recv
+        send = c.send
+        if own_buffer:  # one 64 KiB buffer for the connection's whole life
+            buf = bytearray(READ)
+            whole = memoryview(buf)
+            recv_into = c.recv_into
+
+            def recv(_n: int) -> memoryview:
+                return whole[: recv_into(buf)]
+
         try:
             while True:
                 wait(rw)
@@ -373,7 +473,23 @@ def serve_asyncio_streams(a: Args, factory: Callable[[], Any] | None = None) -> 
         finally:
             writer.close()
 
-    handler = echo if a.role == "echo" else sink
+    async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chunk = bytes(READ)
+        try:
+            left = int.from_bytes(await reader.readexactly(HEAD), "big")
+            while left >= READ:
+                writer.write(chunk)
+                await writer.drain()
+                left -= READ
+            if left:
+                writer.write(chunk[:left])
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()  # sends what is still buffered, then closes
+
+    handler = {"echo": echo, "sink": sink, "source": source}[a.role]
 
     async def main() -> None:
         if a.transport == "udp":
@@ -405,6 +521,63 @@ def serve_asyncio_proto(a: Args, factory: Callable[[], Any] | None = None) -> No
         def data_received(self, data: bytes) -> None:
             pass
 
+    chunk = bytes(READ)
+
+    class Source(asyncio.Protocol):
+        """Read the byte count, then write while the transport is not paused."""
+
+        transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.head = b""
+            self.left = -1  # bytes still to write; -1 until the count arrived
+            self.paused = False
+
+        def data_received(self, data: bytes) -> None:
+            if self.left >= 0:
+                return
+            self.head += data
+            if len(self.head) >= HEAD:
+                self.left = int.from_bytes(self.head[:HEAD], "big")
+                self.pump()
+
+        def pause_writing(self) -> None:
+            self.paused = True
+
+        def resume_writing(self) -> None:
+            self.paused = False
+            self.pump()
+
+        def pump(self) -> None:
+            write = self.transport.write
+            while self.left > 0 and not self.paused:  # write() may pause us
+                n = min(self.left, READ)
+                write(chunk if n == READ else chunk[:n])
+                self.left -= n
+            if self.left == 0:
+                self.left = -2  # done: close once
+                self.transport.close()  # sends what is still buffered, then closes
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.left = -2
+            self.paused = True
+
+    class Echo64k(asyncio.BufferedProtocol):
+        """One 64 KiB receive buffer per connection, which the transport fills."""
+
+        transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.buf = bytearray(READ)
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return self.buf
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.transport.write(self.buf[:nbytes])
+
     class EchoUDP(asyncio.DatagramProtocol):
         transport: Any = None
 
@@ -414,7 +587,12 @@ def serve_asyncio_proto(a: Args, factory: Callable[[], Any] | None = None) -> No
         def datagram_received(self, data: bytes, addr: Any) -> None:
             self.transport.sendto(data, addr)
 
-    proto: type[asyncio.Protocol] = Echo if a.role == "echo" else Sink
+    proto: type[asyncio.BaseProtocol] = {
+        "echo": Echo,
+        "sink": Sink,
+        "source": Source,
+        "echo64k": Echo64k,
+    }[a.role]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -477,7 +655,35 @@ def serve_threads(a: Args) -> None:
         finally:
             c.close()
 
-    handler = echo if a.role == "echo" else sink
+    def source(c: socket.socket) -> None:
+        chunk = bytes(READ)
+        try:
+            left = read_head(c.recv)
+            while left and left >= READ:
+                c.sendall(chunk)
+                left -= READ
+            if left:
+                c.sendall(chunk[:left])
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def echo64k(c: socket.socket) -> None:
+        buf = bytearray(READ)  # one 64 KiB buffer for the connection's whole life
+        view = memoryview(buf)
+        try:
+            while True:
+                n = c.recv_into(buf)
+                if not n:
+                    break
+                c.sendall(view[:n])
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    handler = {"echo": echo, "sink": sink, "source": source, "echo64k": echo64k}[a.role]
     lst = plain_listener(a)
     announce(lst, a)
     while True:
@@ -510,6 +716,26 @@ def serve_trio(a: Args) -> None:
         finally:
             await stream.aclose()
 
+    async def source(stream: trio.SocketStream) -> None:
+        chunk = bytes(READ)
+        try:
+            head = b""
+            while len(head) < HEAD:
+                data = await stream.receive_some(HEAD - len(head))
+                if not data:
+                    return
+                head += data
+            left = int.from_bytes(head, "big")
+            while left >= READ:
+                await stream.send_all(chunk)
+                left -= READ
+            if left:
+                await stream.send_all(chunk[:left])
+        except (trio.BrokenResourceError, OSError):
+            pass
+        finally:
+            await stream.aclose()
+
     async def udp() -> None:
         u = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         await u.bind((HOST, 0))
@@ -518,7 +744,7 @@ def serve_trio(a: Args) -> None:
             data, peer = await u.recvfrom(READ)
             await u.sendto(data, peer)
 
-    handler = echo if a.role == "echo" else sink
+    handler = {"echo": echo, "sink": sink, "source": source}[a.role]
 
     async def main() -> None:
         if a.transport == "udp":
@@ -551,10 +777,12 @@ class Server:
     transports: frozenset[str]
     about: str
     default: bool = True  # part of a run without --only
+    roles: frozenset[str] = frozenset(ROLES)  # what --role accepts (stream transports)
 
 
 _STREAMS = frozenset({"tcp", "unix"})
 _ALL = frozenset({"tcp", "unix", "udp"})
+_NO_BUFFER = frozenset({"echo", "sink", "source"})  # streams that return new bytes: no echo64k
 
 SERVERS: dict[str, Server] = {
     s.name: s
@@ -602,6 +830,7 @@ SERVERS: dict[str, Server] = {
             ("gevent",),
             _STREAMS,
             "reference, not a library: wait-then-recv loop on gevent's hub",
+            roles=frozenset({"echo", "sink", "echo64k"}),
         ),
         Server(
             "asyncio_streams",
@@ -609,6 +838,7 @@ SERVERS: dict[str, Server] = {
             (),
             _STREAMS,
             "asyncio.start_server, read + write + drain",
+            roles=_NO_BUFFER,
         ),
         Server(
             "asyncio_proto",
@@ -623,6 +853,7 @@ SERVERS: dict[str, Server] = {
             ("uvloop",),
             _STREAMS,
             "asyncio streams on uvloop",
+            roles=_NO_BUFFER,
         ),
         Server(
             "uvloop_proto",
@@ -644,6 +875,7 @@ SERVERS: dict[str, Server] = {
             ("trio",),
             _ALL,
             "trio.serve_tcp, async for + send_all",
+            roles=_NO_BUFFER,
         ),
     )
 }
@@ -653,7 +885,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="one echo server under test")
     p.add_argument("name", choices=sorted(SERVERS))
     p.add_argument("--transport", choices=("tcp", "unix", "udp"), default="tcp")
-    p.add_argument("--role", choices=("echo", "sink"), default="echo")
+    p.add_argument("--role", choices=ROLES, default="echo")
     p.add_argument("--path", default="")
     p.add_argument("--backlog", type=int, default=1024)
     p.add_argument("--workers", type=int, default=2, help="processes of xsock_green_workers")
@@ -662,6 +894,8 @@ def main(argv: list[str] | None = None) -> None:
     server = SERVERS[ns.name]
     if ns.transport not in server.transports:
         p.error(f"{ns.name} has no {ns.transport} server")
+    if ns.transport != "udp" and ns.role not in server.roles:
+        p.error(f"{ns.name} has no {ns.role} role")
     if ns.transport == "unix" and not ns.path:
         p.error("--transport unix needs --path")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
