@@ -18,6 +18,7 @@ METRIC: dict[str, tuple[str, str, bool, str | None, str | None]] = {
     "udp": ("rps", "req/s", True, "server_cpu_us_per_req", "CPU µs/req"),
     "churn": ("conn_s", "conn/s", True, "server_cpu_us_per_req", "CPU µs/conn"),
     "sink": ("mb_s", "MB/s", True, "server_cpu_us_per_mb", "CPU µs/MB"),
+    "source": ("mb_s", "MB/s", True, "server_cpu_us_per_mb", "CPU µs/MB"),
     "idle": ("kib_per_conn", "KiB/conn", False, "server_cpu_us_per_req", "CPU µs/echo"),
     "syscalls": ("syscalls_per_req", "syscalls/req", False, None, None),
 }
@@ -220,7 +221,7 @@ def workload_table(doc: dict[str, Any], w: dict[str, Any]) -> str:
     elif kind == "churn":
         header += ["p50 µs", "p99 µs"]
     elif kind == "idle":
-        header += ["echo on all, ms", "open, s", "p99 µs"]
+        header += ["after close, KiB/conn", "echo on all, ms", "open, s", "p99 µs"]
     elif kind == "syscalls":
         header += ["calls per request"]
     if cpu_label:
@@ -232,7 +233,7 @@ def workload_table(doc: dict[str, Any], w: dict[str, Any]) -> str:
         if name not in rows:
             continue
         agg = rows[name]
-        digits = 2 if kind in ("idle", "syscalls") else 1 if kind == "sink" else 0
+        digits = 2 if kind in ("idle", "syscalls") else 1 if kind in ("sink", "source") else 0
         if "value" not in agg:
             reason = agg.get("error", "no result")
             body.append([name, f"failed: {reason[:90]}"] + ["-"] * (len(header) - 2))
@@ -243,6 +244,7 @@ def workload_table(doc: dict[str, Any], w: dict[str, Any]) -> str:
         elif kind == "churn":
             row += [_num(agg.get("p50_us")), _num(agg.get("p99_us"))]
         elif kind == "idle":
+            row.append(_num(agg.get("kib_per_conn_after_close"), 2))
             row += [_num(agg.get("echo_all_ms"), 1), _num(agg.get("open_s"), 2)]
             row += [_num(agg.get("p99_us"))]
         elif kind == "syscalls":
@@ -415,6 +417,7 @@ CHART_WORKLOADS = (
     "unix-1k-c10",
     "udp-64-c10",
     "bulk",
+    "bulk-send",
     "churn-c10",
 )
 

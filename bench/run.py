@@ -44,10 +44,6 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from bench import report
 from bench.servers import SERVERS
 
-# The ``source`` kind (bulk-send) reports the fields ``sink`` does (``mb_s``,
-# ``server_cpu_us_per_mb``): render it the same way until report.py names it.
-report.METRIC.setdefault("source", report.METRIC["sink"])
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BUILD = BENCH / ".build"

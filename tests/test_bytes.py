@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import copy
 import functools
+import os
 import pickle
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from xsock_green._bytes import Bytes
+from xsock_green._bytes import MAPPED, Bytes
 
 DIGITS = "123456789"
 
@@ -695,3 +696,56 @@ def test_mv_slot_contract() -> None:
         assert mv.readonly == b.readonly()
     assert Bytes.__slots__ == ("_mv",)
     assert not hasattr(Bytes(1), "__dict__")
+
+
+# -- large buffers: private mappings -----------------------------------------------------
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads resident memory from /proc"
+)
+
+
+def _resident_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+@pytest.mark.parametrize("size", [MAPPED - 1, MAPPED, 4 * MAPPED + 1])
+def test_sized_buffers_are_zeroed_and_writable_on_both_sides_of_mapped(size: int) -> None:
+    b = Bytes(size)
+    assert len(b) == size and not b.readonly()
+    assert not any(bytes(b))
+    b.u8_set(size, 7)
+    b.copy2(1, b"abc")
+    assert bytes(b[:3]) == b"abc" and b.u8(size) == 7
+    assert pickle.loads(pickle.dumps(b)) == b
+
+
+@linux_only
+def test_large_buffers_cost_only_what_is_written_and_go_back_when_freed() -> None:
+    count = 256  # 16 MiB of 64 KiB buffers
+    before = _resident_kib()
+    buffers = [Bytes(MAPPED) for _ in range(count)]
+    for b in buffers:
+        b.u8_set(1, 1)  # one page of each
+    touched_one_page = _resident_kib() - before
+    for b in buffers:
+        b.copy(b"\xff" * MAPPED)  # all of it
+    touched_all = _resident_kib() - before
+    del buffers, b
+    after = _resident_kib() - before
+    assert touched_one_page < count * MAPPED // 1024 // 4, touched_one_page
+    assert touched_all >= count * MAPPED // 1024 * 9 // 10, touched_all
+    assert after < touched_all // 10, (touched_all, after)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_large_buffer_is_not_shared_with_a_forked_child() -> None:
+    b = Bytes(MAPPED)
+    pid = os.fork()
+    if pid == 0:  # the child writes its copy, then leaves at once
+        b.u8_set(1, 99)
+        os._exit(0 if b.u8(1) == 99 else 1)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b.u8(1) == 0  # the parent's copy is its own

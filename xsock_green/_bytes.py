@@ -11,6 +11,7 @@ the Python protocols (``len``, ``b[i]``, slices, iteration) keep Python's 0-base
 from __future__ import annotations
 
 import builtins
+import mmap
 import operator
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,14 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # any byte survives a str round trip
 _REPR_LIMIT = 32  # bytes shown by repr before it truncates
 _DUMP_WIDTH = 16  # bytes per dump() line
+
+#: From this size on, ``Bytes(size)`` is an anonymous private mapping: its pages become
+#: resident only when written (a 64 KiB receive buffer that gets 100 bytes costs one
+#: page), and all of it goes back to the OS when the buffer is freed. Smaller buffers come
+#: from Python's allocator: no system call to get one, but freed memory stays with the
+#: process. A mapping costs a few microseconds more to make (docs/BENCHMARKS.md).
+MAPPED = 65536
+_MAP_PRIVATE = getattr(mmap, "MAP_PRIVATE", 0)  # not on Windows: the allocator then
 
 _SL = ("start", "last")  # the usual names of a range's bounds, for error messages
 
@@ -509,7 +518,7 @@ def _sized(size: int, args: tuple[object, ...]) -> memoryview:
         raise ValueError(f"Bytes(size): size must be >= 0, not {size}")
     init = args[1] if len(args) == 2 else None
     if init is None:
-        return memoryview(bytearray(size))
+        return _zeroed(size)
     if isinstance(init, str):
         if not init:
             raise ValueError("Bytes(size, init): init must not be an empty str")
@@ -526,6 +535,16 @@ def _sized(size: int, args: tuple[object, ...]) -> memoryview:
     else:
         raise TypeError(f"Bytes(size, init): init must be an int or a str, not {_name(init)}")
     return memoryview(bytearray((fill,)) * size)
+
+
+def _zeroed(size: int) -> memoryview:
+    """``size`` writable zero bytes: a private mapping from ``MAPPED`` bytes on."""
+    if size >= MAPPED and _MAP_PRIVATE:
+        try:
+            return memoryview(mmap.mmap(-1, size, flags=_MAP_PRIVATE))
+        except OSError:  # out of mappings (vm.max_map_count) or memory: try the heap
+            pass
+    return memoryview(bytearray(size))
 
 
 def _rebuild(data: bytes, readonly: bool) -> Bytes:
