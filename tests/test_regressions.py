@@ -527,6 +527,46 @@ def test_read_hint_never_delays_queued_data(
     run(body)
 
 
+@pytest.mark.parametrize("then", ["data later", "end of stream", "reset"])
+def test_read_guess_when_nothing_is_queued_yet(
+    run: Runner, tcp_pair: tuple[Socket, Socket], spawn: Spawn, then: str
+) -> None:
+    """The same guess (other work queued after a reply) when the next request
+    is not there yet: it reads nothing, without an error, waits, and then
+    gives what the peer did, exactly as a plain recv would."""
+    client, server = tcp_pair
+
+    def body() -> tuple[int, bytes | None, str]:
+        buff = Bytes(64)
+        assert client.send(b"req1", {"block": True}) == 4
+        n, _ = server.recv(buff, {"block": True})
+        assert n == 4 and server.send(b"rep1", {"block": True}) == 4
+
+        def peer() -> None:
+            # Read the reply first: closing with unread data sends a reset.
+            assert client.recv(Bytes(4), 4, {"block": True, "waitall": True})[0] == 4
+            if then == "data later":
+                client.send(b"req2", {"block": True})
+            elif then == "end of stream":
+                client.close()
+            else:  # an RST: SO_LINGER with a zero timeout, then close
+                client._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                client.close()
+
+        spawn(peer)  # queued work: the recv guesses
+        n, data = server.recv(buff, {"block": True, "timeout": LONG_MS})
+        assert server._guess is not None, "the recv did not take the guess path"
+        return n, None if data is None else bytes(data), str(server.last_error)
+
+    n, data, error = run(body)
+    if then == "data later":
+        assert (n, data) == (4, b"req2")
+    elif then == "end of stream":
+        assert (n, data) == (-1, None) and "end of stream" in error
+    else:
+        assert (n, data) == (-1, None) and "reset" in error.lower(), error
+
+
 # -- 12. small misses ----------------------------------------------------------------
 
 

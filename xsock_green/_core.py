@@ -34,6 +34,7 @@ import errno as _errno
 import functools
 import os
 from collections.abc import Callable
+from io import FileIO
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from greenlet import getcurrent
@@ -96,10 +97,13 @@ _BACKLOG_RETRY: Final = 0.001
 # How a block stream recv starts (``Core._rtry``).  In request/response
 # traffic a read right after our own reply almost always fails, so after a
 # short read followed by a send, the next block recv waits for readiness
-# first, and saves the failing call and its exception, unless the loop has
-# other work queued: then waiting would queue behind it, and data that is
-# already there must not wait.  A stream (short reads with no send in
-# between) always tries first.
+# first and saves the failing call, unless the loop has other work queued:
+# then waiting would queue behind it, and data that is already there must
+# not wait, so it guesses: it reads through ``_guess``, an ``io.FileIO`` over
+# the descriptor (``read(2)`` is ``recv`` without flags), which answers
+# ``None`` when nothing is there where ``recv_into`` raises (the exception
+# and, compiled, its traceback entry cost more than the system call).  A
+# stream (short reads with no send in between) always tries first.
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
@@ -134,6 +138,7 @@ class Core:
         "_block",
         "_family",
         "_from",
+        "_guess",
         "_io",
         "_last",
         "_polled",
@@ -163,6 +168,8 @@ class Core:
     #: the two directions may be in use by two greenlets at once.
     _from: Any
     _to: Any
+    #: The non-raising reader of a stream's guesses (see ``_TRY``), made on first use.
+    _guess: Any
     #: The TLS layer (``None`` for a plain socket): ``recv_into(view)`` and
     #: ``send(view)`` return the plaintext bytes moved, ``0`` at the end of
     #: the stream, or ``-1`` when they need ``wants`` (1 readable, 2
@@ -311,8 +318,9 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
         if total == 0 and (stream or kind == SEND):
             return 0  # an empty range moves nothing
         attempt = True
+        guess = False
         if kind == RECV and block and s._rtry == _WAIT and timeout != 0:
-            attempt = io.others_ready()
+            attempt = guess = io.others_ready()
         events = slot
         pause = False
         n: int  # what one system call moved (-1: it would block)
@@ -325,7 +333,11 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                     piece = total
                     v = view
                 try:
-                    if kind == RECV:
+                    if guess:  # a stream RECV: None is "nothing there", not an error
+                        guess = False
+                        got = (s._guess or _reader(s, io.fd)).readinto(v)
+                        n = -1 if got is None else got
+                    elif kind == RECV:
                         n = sock.recv_into(v, 0, s._rflags)
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
@@ -437,6 +449,11 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 io.rowner = None
             else:
                 io.wowner = None
+
+
+def _reader(s: Core, fd: int) -> Any:
+    s._guess = reader = FileIO(fd, "rb", closefd=False)
+    return reader
 
 
 def xmake(

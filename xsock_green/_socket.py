@@ -73,6 +73,7 @@ class Socket(Setup):
         self._shut = False
         self._polled = False
         self._from: Any = None
+        self._guess: Any = None
         self._to: Any = None
         self._tls: Any = None
         self._tlsctx: Any = None
@@ -267,6 +268,7 @@ class Socket(Setup):
         if self._tls is not None:
             self._tls.close_notify()
         self._sock = None
+        self._guess = None  # its descriptor number is about to be free for reuse
         if self._polled:
             from ._multiwait import forget
 
