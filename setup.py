@@ -61,15 +61,21 @@ def keep_docstrings(c_file: str, paths: list[str]) -> None:
     """Put the public methods' docstrings into the generated C: mypyc keeps
     only their signatures, and ``help(sock.send)`` should say what it does.
 
-    A method whose name several compiled classes share is left as it is;
+    Each class's methods are in one table, ``<module>___<Class>_methods``;
     ``tests/test_public_api.py`` checks that every ``Socket`` method has its text.
     """
     with open(c_file, encoding="utf-8") as f:
         code = f.read()
     for path in paths:
+        module = os.path.splitext(os.path.basename(path))[0]
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read())
         for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+            start = code.find(f" {module}___{cls.name}_methods[] = {{")
+            if start < 0:
+                continue
+            end = code.index("};", start)
+            table = code[start:end]
             for method in (node for node in cls.body if isinstance(node, ast.FunctionDef)):
                 doc = ast.get_docstring(method)
                 if doc is None or method.name.startswith("_"):
@@ -78,10 +84,8 @@ def keep_docstrings(c_file: str, paths: list[str]) -> None:
                 entry = re.compile(
                     rf'(PyDoc_STR\("{method.name}\(\$self[^"]*?\\n--\\n\\n)((?:[^"\\]|\\.)*)"\)'
                 )
-                matches = list(entry.finditer(code))
-                if len(matches) == 1:
-                    m = matches[0]
-                    code = code[: m.start()] + m.group(1) + _c_text(doc) + '")' + code[m.end() :]
+                table = entry.sub(lambda m, d=doc: m.group(1) + _c_text(d) + '")', table, count=1)
+            code = code[:start] + table + code[end:]
     with open(c_file, "w", encoding="utf-8") as f:
         f.write(code)
 

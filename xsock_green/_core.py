@@ -41,6 +41,7 @@ from greenlet import getcurrent
 
 from . import _hub
 from ._compile import mypyc_attr
+from ._constants import TCP
 from ._errors import SocketError, TimeoutError
 from ._options import BLOCK, EMPTY, Options, check_int, check_timeout
 
@@ -86,6 +87,7 @@ _NAMES: Final = {
 
 _SEND_FLAGS: Final = getattr(_socket, "MSG_NOSIGNAL", 0)
 _TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
+
 #: The most one system call of a block-mode transfer moves, so that other
 #: greenlets get their turn between pieces (SPEC: every 50 ms at least).
 CHUNK: Final = 1 << 20
@@ -136,11 +138,13 @@ class Core:
 
     __slots__ = (
         "_block",
+        "_dest",
         "_family",
         "_from",
         "_guess",
         "_io",
         "_last",
+        "_peer",
         "_polled",
         "_rflags",
         "_rtry",
@@ -148,6 +152,7 @@ class Core:
         "_sock",
         "_stream",
         "_tls",
+        "_tlsctx",
         "_to",
         "_type",
     )
@@ -176,6 +181,34 @@ class Core:
     #: writable, 0 a short pause) before trying again.
     _tls: Any
     _last: OSError | tuple[OSError, object] | None
+    #: ``sendto``'s last destination: ``(addr, port, OS address)``.
+    _dest: tuple[object, object, Any] | None
+    #: A listener's TLS context (``bind`` with ``tls``): accepted sockets get it.
+    _tlsctx: Any
+    #: The client's address from a PROXY protocol header (``peername``).
+    _peer: Any
+
+    def __init__(self, type_: int, family: int, sock: Any) -> None:
+        self._sock = None
+        self._type = type_
+        self._family = family
+        self._block = False
+        self._stream = type_ == TCP
+        self._rflags = 0 if self._stream else _TRUNC
+        self._rtry = _TRY
+        self._shut = False
+        self._polled = False
+        self._from = None
+        self._guess = None
+        self._to = None
+        self._tls = None
+        self._tlsctx = None
+        self._dest = None
+        self._peer = None
+        self._last = None
+        self._io = _hub.IOWait(sock.fileno())
+        sock.setblocking(False)
+        self._sock = sock
 
     def _name(self, fd: object) -> str:
         raise NotImplementedError
@@ -227,6 +260,28 @@ class Core:
     @staticmethod
     def _closed() -> _Closed:
         return _Closed("closed")
+
+    def close(self) -> bool:
+        """Close the socket and wake its waiters; ``False`` when already closed.
+
+        Never raises, except ``WrongThreadError`` from another thread.
+        """
+        sock = self._sock
+        if sock is None:
+            return False
+        io = self._io
+        if _ident() != io.thread:
+            io.check_thread()
+        if self._tls is not None:
+            self._tls.close_notify()
+        self._sock = None
+        self._guess = None  # its descriptor number is about to be free for reuse
+        if self._polled:
+            from ._multiwait import forget
+
+            forget(self, io.fd)
+        io.close(sock.close)
+        return True
 
     def _wait(self, events: int, timeout: float) -> int:
         """``Socket.wait``: readiness, with the directions taken as a block call takes them."""

@@ -35,14 +35,9 @@ _monotonic = _hub.monotonic
 class Setup(Transfer):
     """Addresses, binding, listening, accepting, connecting and TLS set-up."""
 
-    #: A listener's TLS context (``bind`` with ``tls``): accepted sockets get it.
-    __slots__ = ("_tlsctx",)
-
-    _tlsctx: Any
+    __slots__ = ()
 
     if TYPE_CHECKING:  # defined by Socket, which this class is only a part of
-
-        def __init__(self, type_: int, family: int, sock: Any) -> None: ...
 
         def peername(self) -> Any: ...
 

@@ -49,7 +49,6 @@ _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
 
-_ident = _hub.get_thread_ident
 
 
 class Socket(Setup):
@@ -60,29 +59,7 @@ class Socket(Setup):
     """
 
     # __weakref__ is here, not in Core: a mypyc-compiled Core cannot have it.
-    __slots__ = ("__weakref__", "_peer")
-
-    def __init__(self, type_: int, family: int, sock: Any) -> None:
-        self._sock: Any = None
-        self._type = type_
-        self._family = family
-        self._block = False
-        self._stream = type_ == TCP
-        self._rflags = 0 if self._stream else getattr(_socket, "MSG_TRUNC", 0)
-        self._rtry = 1
-        self._shut = False
-        self._polled = False
-        self._from: Any = None
-        self._guess: Any = None
-        self._to: Any = None
-        self._tls: Any = None
-        self._tlsctx: Any = None
-        self._dest = None
-        self._peer: Any = None  # the client's address from a PROXY protocol header
-        self._last = None
-        self._io = _hub.IOWait(sock.fileno())
-        sock.setblocking(False)
-        self._sock = sock
+    __slots__ = ("__weakref__",)
 
     # -- naming ---------------------------------------------------------
 
@@ -253,27 +230,6 @@ class Socket(Setup):
             # An unconnected datagram socket says so, yet the shutdown took.
             if exc.errno != _errno.ENOTCONN or self._stream:
                 raise
-        return True
-
-    def close(self) -> bool:
-        """Close the socket and wake its waiters; ``False`` when already closed.
-
-        Never raises, except ``WrongThreadError`` from another thread.
-        """
-        sock = self._sock
-        if sock is None:
-            return False
-        if _ident() != self._io.thread:
-            self._io.check_thread()
-        if self._tls is not None:
-            self._tls.close_notify()
-        self._sock = None
-        self._guess = None  # its descriptor number is about to be free for reuse
-        if self._polled:
-            from ._multiwait import forget
-
-            forget(self, self._io.fd)
-        self._io.close(sock.close)
         return True
 
     def __enter__(self) -> Socket:

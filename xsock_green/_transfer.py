@@ -47,10 +47,7 @@ _NOTHING_FROM: Final[tuple[int, None, None, None]] = (0, None, None, None)
 class Transfer(Core):
     """The data methods of ``Socket``, over the transfer core."""
 
-    __slots__ = ("_dest",)
-
-    #: ``sendto``'s last destination: ``(addr, port, OS address)``.
-    _dest: tuple[str, int, Any] | None
+    __slots__ = ()
 
     # -- streams ----------------------------------------------------------
 
