@@ -101,11 +101,11 @@ _BACKLOG_RETRY: Final = 0.001
 # short read followed by a send, the next block recv waits for readiness
 # first and saves the failing call, unless the loop has other work queued:
 # then waiting would queue behind it, and data that is already there must
-# not wait, so it guesses: it reads through ``_guess``, an ``io.FileIO`` over
-# the descriptor (``read(2)`` is ``recv`` without flags), which answers
-# ``None`` when nothing is there where ``recv_into`` raises (the exception
-# and, compiled, its traceback entry cost more than the system call).  A
-# stream (short reads with no send in between) always tries first.
+# not wait.  A stream (short reads with no send in between) always tries
+# first.  Stream receives read through ``_rfile``, an ``io.FileIO`` over
+# the descriptor: ``read(2)`` is ``recv`` without flags, and ``readinto``
+# answers ``None`` where ``recv_into`` raises ``BlockingIOError`` (the
+# exception and, compiled, its traceback entry cost more than the call).
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
@@ -141,11 +141,11 @@ class Core:
         "_dest",
         "_family",
         "_from",
-        "_guess",
         "_io",
         "_last",
         "_peer",
         "_polled",
+        "_rfile",
         "_rflags",
         "_rtry",
         "_shut",
@@ -173,8 +173,8 @@ class Core:
     #: the two directions may be in use by two greenlets at once.
     _from: Any
     _to: Any
-    #: The non-raising reader of a stream's guesses (see ``_TRY``), made on first use.
-    _guess: Any
+    #: A stream's non-raising reader (see ``_TRY``), made on its first receive.
+    _rfile: Any
     #: The TLS layer (``None`` for a plain socket): ``recv_into(view)`` and
     #: ``send(view)`` return the plaintext bytes moved, ``0`` at the end of
     #: the stream, or ``-1`` when they need ``wants`` (1 readable, 2
@@ -199,7 +199,7 @@ class Core:
         self._shut = False
         self._polled = False
         self._from = None
-        self._guess = None
+        self._rfile = None
         self._to = None
         self._tls = None
         self._tlsctx = None
@@ -275,7 +275,7 @@ class Core:
         if self._tls is not None:
             self._tls.close_notify()
         self._sock = None
-        self._guess = None  # its descriptor number is about to be free for reuse
+        self._rfile = None  # its descriptor number is about to be free for reuse
         if self._polled:
             from ._multiwait import forget
 
@@ -373,9 +373,8 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
         if total == 0 and (stream or kind == SEND):
             return 0  # an empty range moves nothing
         attempt = True
-        guess = False
         if kind == RECV and block and s._rtry == _WAIT and timeout != 0:
-            attempt = guess = io.others_ready()
+            attempt = io.others_ready()
         events = slot
         pause = False
         n: int  # what one system call moved (-1: it would block)
@@ -388,12 +387,12 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                     piece = total
                     v = view
                 try:
-                    if guess:  # a stream RECV: None is "nothing there", not an error
-                        guess = False
-                        got = (s._guess or _reader(s, io.fd)).readinto(v)
-                        n = -1 if got is None else got
-                    elif kind == RECV:
-                        n = sock.recv_into(v, 0, s._rflags)
+                    if kind == RECV:
+                        if stream:  # None is "nothing there", not an exception
+                            got = (s._rfile or _rfile(s, io.fd)).readinto(v)
+                            n = -1 if got is None else got
+                        else:
+                            n = sock.recv_into(v, 0, s._rflags)
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
                     elif kind == RECVFROM:
@@ -506,9 +505,9 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 io.wowner = None
 
 
-def _reader(s: Core, fd: int) -> Any:
-    s._guess = reader = FileIO(fd, "rb", closefd=False)
-    return reader
+def _rfile(s: Core, fd: int) -> Any:
+    s._rfile = rfile = FileIO(fd, "rb", closefd=False)
+    return rfile
 
 
 def xmake(

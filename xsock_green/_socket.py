@@ -50,7 +50,6 @@ _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
 _K_SEND = frozenset({"block", "start", "last", "timeout"})
 
 
-
 class Socket(Setup):
     """One xmake socket: non-blocking at the OS level, waiting on gevent's hub.
 
