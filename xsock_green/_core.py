@@ -146,7 +146,6 @@ class Core:
         "_peer",
         "_polled",
         "_rfile",
-        "_rflags",
         "_rtry",
         "_shut",
         "_sock",
@@ -160,7 +159,6 @@ class Core:
     _sock: Any
     _io: _hub.IOWait
     _block: bool
-    _rflags: int
     _rtry: int
     _shut: bool
     _stream: bool
@@ -194,7 +192,6 @@ class Core:
         self._family = family
         self._block = False
         self._stream = type_ == TCP
-        self._rflags = 0 if self._stream else _TRUNC
         self._rtry = _TRY
         self._shut = False
         self._polled = False
@@ -392,7 +389,7 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                             got = (s._rfile or _rfile(s, io.fd)).readinto(v)
                             n = -1 if got is None else got
                         else:
-                            n = sock.recv_into(v, 0, s._rflags)
+                            n = sock.recv_into(v, 0, _TRUNC)  # a datagram's size
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
                     elif kind == RECVFROM:
