@@ -116,7 +116,6 @@ _P = ParamSpec("_P")
 _S = TypeVar("_S", bound="Core")
 _ident: Final = _hub.get_thread_ident
 _monotonic: Final = _hub.monotonic
-_GRACE: Final = _hub.GRACE
 _CLOSED: Final = _hub.CLOSED
 
 
@@ -449,7 +448,7 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         finished = True
                     else:
                         finished = False
-                    if block and _monotonic() - io.turn > _GRACE and io.overdue():
+                    if block and io.overdue():
                         pause = True
                     elif finished:
                         s._last = None

@@ -49,6 +49,10 @@ _SLICE: Final = SLICE
 #: How long a greenlet must have run since it came back from the hub before
 #: it is asked to yield (see ``IOWait.overdue``).
 GRACE: Final = 0.001
+_GRACE: Final = GRACE
+#: The pieces a transfer moves after a wait before it reads the clock: in
+#: request/response traffic every receive waits, so no call reads it.
+_FREE: Final = 4
 #: Timer priorities (libev runs higher ones first; I/O is 0): a deadline
 #: that passes in the turn its data arrives loses to the data, and a pause
 #: runs after everything else that is ready.
@@ -164,6 +168,7 @@ class IOWait:
         "fd",
         "hub",
         "loop",
+        "pieces",
         "rowner",
         "rpark",
         "thread",
@@ -187,8 +192,10 @@ class IOWait:
         self.wpark: Any = None
         #: The close wake-ups scheduled and not yet run: ``(greenlet, callback)``.
         self.wakes: list[tuple[Any, Any]] = []
-        #: When this socket's user last came back from the hub.
-        self.turn = _monotonic()
+        #: Pieces moved since this socket's user last came back from the
+        #: hub, and when the clock started counting them (``overdue``).
+        self.pieces = 0
+        self.turn = 0.0
 
     def check_thread(self) -> None:
         """Raise ``WrongThreadError`` unless called from the owning thread."""
@@ -277,7 +284,7 @@ class IOWait:
                 timer.close()
             if self.wakes:
                 self._unwake(cur)
-            self.turn = _monotonic()
+            self.pieces = 0
         return result
 
     def _watcher(self, events: int) -> Any:
@@ -298,15 +305,24 @@ class IOWait:
         self.wait(0, _monotonic(), cur, slot, _LAST)
 
     def overdue(self) -> bool:
-        """True when cooperating transfers have held this loop turn for a slice.
+        """Count a piece of a block transfer; True when it is time to give the loop a turn.
 
-        The caller first checks that it has itself run for a while
-        (``monotonic() - turn``): a greenlet woken late in a long loop turn
-        has not held the CPU, and yielding would only add a turn to its
-        latency.  The turn is measured on the hub's clock, shared by every
-        socket, so that several transfers that never wait share one slice.
+        The owner must have run for ``GRACE`` since it came back from the
+        hub (counted from its ``_FREE``-th piece since: the pieces before
+        read no clock): a greenlet woken late in a long loop turn has not
+        held the CPU, and yielding would only add a turn to its latency.
+        Then cooperating transfers must have held this loop turn for a
+        slice, on the hub's clock, shared by every socket, so that several
+        transfers that never wait share one slice.
         """
-        return self.clock.overdue(self.loop.iteration)
+        pieces = self.pieces = self.pieces + 1
+        if pieces <= _FREE:
+            return False
+        now = _monotonic()
+        if pieces == _FREE + 1:
+            self.turn = now
+            return False
+        return now - self.turn > _GRACE and self.clock.overdue(self.loop.iteration)
 
     def resolve(
         self, host: str, port: int, family: int, type_: int, deadline: float | None, cur: Any
