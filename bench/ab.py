@@ -1,0 +1,102 @@
+"""Interleaved A/B: server CPU per request of a few servers, or of two builds.
+
+    python -m bench.ab [--mode echo|udp|churn] [--conns 10] [--size 1024]
+                       [--rounds 8] [--ms 1000] LABEL=SERVER[@PATH] ...
+
+Each ``LABEL=SERVER`` starts ``bench/servers.py SERVER`` (pinned to the
+first core, the C generator on the others, as ``python -m bench`` does);
+``@PATH`` puts ``PATH`` first on the server's ``PYTHONPATH``, so the same
+server can run from another checkout (a git worktree with its own build:
+``python setup.py build_ext --inplace`` there).  The servers run side by
+side, and each round measures every one of them in turn, so a burst of
+outside load hits them alike.  Prints the median server CPU per request
+(from ``/proc/<pid>/stat``) of each, and its ratio to the first.  On this
+shared machine the medians of 8 rounds move by a few per cent between
+runs, where ``python -m bench``'s cells move by 20-60 %: use this to decide
+between two versions of a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.run import BENCH, ROOT, Generator, cpu_plan, pin
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("servers", nargs="+", metavar="LABEL=SERVER[@PATH]")
+    p.add_argument("--mode", choices=("echo", "udp", "churn"), default="echo")
+    p.add_argument("--conns", type=int, default=10)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--ms", type=int, default=1000, help="measured time per round and server")
+    ns = p.parse_args(argv)
+    gen = Generator.find(force_python=False)
+    if gen.kind != "c":
+        p.error(f"needs the C generator ({gen.why})")
+    server_cpus, gen_cpus, _ = cpu_plan()
+    ticks = os.sysconf("SC_CLK_TCK")
+    procs: dict[str, tuple[subprocess.Popen[str], int, int]] = {}
+    try:
+        for spec in ns.servers:
+            label, _, target = spec.partition("=")
+            name, _, path = target.partition("@")
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(ROOT)])))
+            transport = "udp" if ns.mode == "udp" else "tcp"
+            proc = subprocess.Popen(
+                [sys.executable, str(BENCH / "servers.py"), name, "--transport", transport],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            assert proc.stdout is not None
+            info = json.loads(proc.stdout.readline())
+            pin(info["pid"], server_cpus)
+            procs[label or name] = (proc, info["pid"], info["port"])
+        results: dict[str, list[float]] = {label: [] for label in procs}
+
+        def load(port: int, ms: int) -> int:
+            args = [*gen.argv, "--mode", ns.mode, "--port", str(port), "--conns", str(ns.conns)]
+            args += ["--size", str(ns.size), "--warmup-ms", "10", "--duration-ms", str(ms)]
+            run = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+            pin(run.pid, gen_cpus)
+            out, _ = run.communicate(timeout=ms / 1000 + 60)
+            doc = json.loads(out)
+            return int(doc.get("requests") or doc.get("connections") or 0)
+
+        for _, _, port in procs.values():  # warm up
+            load(port, 300)
+        for _ in range(ns.rounds):
+            for label, (_, pid, port) in procs.items():
+                before = _cpu_ticks(pid)
+                done = load(port, ns.ms)
+                used = (_cpu_ticks(pid) - before) / ticks
+                results[label].append(used / done * 1e6 if done else float("nan"))
+    finally:
+        for proc, _, _ in procs.values():
+            proc.kill()
+            proc.wait()
+    unit = "conn" if ns.mode == "churn" else "req"
+    first = None
+    for label, xs in results.items():
+        med = statistics.median(xs)
+        first = first or med
+        runs = " ".join(f"{x:.1f}" for x in xs)
+        print(f"{label:14s} {med:7.2f} µs CPU/{unit}  {med / first:5.2f}x   rounds: {runs}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
