@@ -751,6 +751,17 @@ out:;
 
 /* ---- sink: bulk one way ----------------------------------------------------- */
 
+/* The one stream connection of the bulk modes, connected (or the run dies). */
+static void connect_bulk(conn_t *c, uint64_t deadline) {
+    c->fd = open_conn_retry(SOCK_STREAM, deadline);
+    if (c->fd < 0) die("connect");
+    ep_set(c, EPOLLOUT);
+    struct epoll_event ev;
+    while (epoll_wait(ep, &ev, 1, 1000) <= 0)
+        if (now_ns() > deadline) die("connect timeout");
+    if (connect_done(c) < 0) die("connect");
+}
+
 static int run_sink(void) {
     size_t chunk = 1 << 18;
     unsigned char *buf = malloc(chunk);
@@ -758,14 +769,10 @@ static int run_sink(void) {
     for (size_t i = 0; i < chunk; i++) buf[i] = (unsigned char)(i * 31 + 7);
     new_loop();
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-    int fd = open_conn_retry(SOCK_STREAM, deadline);
-    if (fd < 0) die("connect");
-    conn_t c = {.fd = fd};
-    ep_set(&c, EPOLLOUT);
+    conn_t c = {0};
+    connect_bulk(&c, deadline);
+    int fd = c.fd;
     struct epoll_event ev;
-    while (epoll_wait(ep, &ev, 1, 1000) <= 0)
-        if (now_ns() > deadline) die("connect timeout");
-    if (connect_done(&c) < 0) die("connect");
     cpu_t c0 = server_cpu();
     uint64_t t0 = now_ns();
     long long sent = 0;
@@ -826,14 +833,10 @@ static int run_sink(void) {
 static int run_source(void) {
     new_loop();
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-    int fd = open_conn_retry(SOCK_STREAM, deadline);
-    if (fd < 0) die("connect");
-    conn_t c = {.fd = fd};
-    ep_set(&c, EPOLLOUT);
+    conn_t c = {0};
+    connect_bulk(&c, deadline);
+    int fd = c.fd;
     struct epoll_event ev;
-    while (epoll_wait(ep, &ev, 1, 1000) <= 0)
-        if (now_ns() > deadline) die("connect timeout");
-    if (connect_done(&c) < 0) die("connect");
     unsigned char req[8];
     for (int i = 0; i < 8; i++) req[i] = (unsigned char)((uint64_t)total_bytes >> (56 - 8 * i));
     cpu_t c0 = server_cpu();
