@@ -58,11 +58,13 @@ def _c_text(text: str) -> str:
 
 
 def keep_docstrings(c_file: str, paths: list[str]) -> None:
-    """Put the public methods' docstrings into the generated C: mypyc keeps
-    only their signatures, and ``help(sock.send)`` should say what it does.
+    """Put the public methods' and properties' docstrings into the generated
+    C: mypyc keeps only the signatures, and ``help(sock.send)`` should say
+    what it does.
 
-    Each class's methods are in one table, ``<module>___<Class>_methods``;
-    ``tests/test_public_api.py`` checks that every ``Socket`` method has its text.
+    Each class's methods are in one table, ``<module>___<Class>_methods``,
+    its properties in ``<module>___<Class>_getseters``;
+    ``tests/test_public_api.py`` checks that ``Socket``'s have their text.
     """
     with open(c_file, encoding="utf-8") as f:
         code = f.read()
@@ -71,23 +73,39 @@ def keep_docstrings(c_file: str, paths: list[str]) -> None:
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read())
         for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
-            start = code.find(f" {module}___{cls.name}_methods[] = {{")
-            if start < 0:
-                continue
-            end = code.index("};", start)
-            table = code[start:end]
             for method in (node for node in cls.body if isinstance(node, ast.FunctionDef)):
                 doc = ast.get_docstring(method)
                 if doc is None or method.name.startswith("_"):
                     continue
-                # PyDoc_STR("send($self, data, ...)\\n--\\n\\n<docstring>")
-                entry = re.compile(
-                    rf'(PyDoc_STR\("{method.name}\(\$self[^"]*?\\n--\\n\\n)((?:[^"\\]|\\.)*)"\)'
-                )
-                table = entry.sub(lambda m, d=doc: m.group(1) + _c_text(d) + '")', table, count=1)
-            code = code[:start] + table + code[end:]
+                prop = any(getattr(d, "id", None) == "property" for d in method.decorator_list)
+                if prop:
+                    # {"name", (getter)..., (setter)... or NULL, <doc>, NULL}
+                    table = f" {module}___{cls.name}_getseters[] = {{"
+                    entry = (
+                        rf'(\{{"{method.name}",\s*\(getter\)\w+,\s*(?:\(setter\)\w+|NULL),\s*)NULL'
+                    )
+                else:
+                    # PyDoc_STR("send($self, data, ...)\\n--\\n\\n<docstring>")
+                    table = f" {module}___{cls.name}_methods[] = {{"
+                    entry = (
+                        rf'(PyDoc_STR\("{method.name}\(\$self[^"]*?\\n--\\n\\n)(?:[^"\\]|\\.)*"\)'
+                    )
+                code = _patch(code, table, entry, doc, prop)
     with open(c_file, "w", encoding="utf-8") as f:
         f.write(code)
+
+
+def _patch(code: str, table: str, entry: str, doc: str, prop: bool) -> str:
+    """Write ``doc`` after the first match of ``entry`` inside the C table ``table``."""
+    start = code.find(table)
+    if start < 0:
+        return code
+    end = code.index("};", start)
+    text = f'"{_c_text(doc)}"' if prop else f'{_c_text(doc)}")'
+    found = re.compile(entry).search(code, start, end)
+    if found is None:
+        return code
+    return code[: found.start()] + found.group(1) + text + code[found.end() :]
 
 
 class BuildAllOrNone(build_ext):

@@ -43,7 +43,7 @@ def test_socket_methods_documented() -> None:
     methods = [
         "bind", "bind_unix", "listen", "accept", "connect", "connect_unix", "send", "recv",
         "sendto", "recvfrom", "sendfile", "wait", "ctrl", "close", "kill", "peeraddr",
-        "type", "family", "rawfd", "fileno", "sockname", "peername",
+        "type", "family", "rawfd", "fileno", "sockname", "peername", "last_error",
     ]  # fmt: skip
     for name in methods:
         assert inspect.getdoc(getattr(xsock_green.Socket, name)), name
