@@ -43,7 +43,7 @@ from . import _hub
 from ._compile import mypyc_attr
 from ._constants import TCP
 from ._errors import SocketError, TimeoutError
-from ._options import BLOCK, EMPTY, Options, check_int, check_timeout
+from ._options import BLOCK, EMPTY, Options
 
 __all__ = [
     "ACCEPT",
@@ -278,38 +278,6 @@ class Core:
             forget(self, io.fd)
         io.close(sock.close)
         return True
-
-    def _wait(self, events: int, timeout: float) -> int:
-        """``Socket.wait``: readiness, with the directions taken as a block call takes them."""
-        check_int("events", events, 1, 3)
-        check_timeout("timeout", timeout)
-        sock = self._live()
-        io = self._io
-        if (events & 1 and io.rowner is not None) or (events & 2 and io.wowner is not None):
-            raise io.busy(1 if events & 1 and io.rowner is not None else 2)
-        fd = io.fd
-        if timeout == 0:
-            return _hub.poll_now(fd, events)
-        cur = getcurrent()
-        if events & 1:
-            io.rowner = cur
-        if events & 2:
-            io.wowner = cur
-        try:
-            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
-            result = io.wait(events, deadline, cur, events)
-        finally:
-            if events & 1:
-                io.rowner = None
-            if events & 2:
-                io.wowner = None
-        if result <= 0:
-            if result == _CLOSED or self._sock is not sock:
-                raise self._closed()
-            return 0
-        if events == 3:
-            result |= _hub.poll_now(fd, 3 - result)
-        return result
 
     def _timed_out(self, kind: int, done: int) -> int:
         if kind in _NAMES:

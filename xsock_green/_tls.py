@@ -46,6 +46,7 @@ from greenlet import getcurrent
 from ._core import TLS_HANDSHAKE, Core, move
 from ._hub import poll_now
 from ._options import EMPTY, Options, check_int, check_timeout
+from ._transfer import Transfer
 
 __all__ = ["TLSLayer", "client_context", "handshake", "server_context", "start", "wait"]
 
@@ -411,7 +412,7 @@ def start(
     return handshake(core, deadline)
 
 
-def wait(core: Core, events: int, timeout: float) -> int:
+def wait(core: Transfer, events: int, timeout: float) -> int:
     """``Socket.wait`` on a TLS socket: the handshake first, then plaintext readiness."""
     check_int("events", events, 1, 3)
     check_timeout("timeout", timeout)

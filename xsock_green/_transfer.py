@@ -1,4 +1,4 @@
-"""xmake's methods that move data: ``send``, ``recv``, ``sendto``, ``recvfrom``.
+"""xmake's methods that move data (``send``, ``recv``, ``sendto``, ``recvfrom``) and wait.
 
 Each method validates its arguments (misuse raises at once, before
 anything happens), turns them into a view of the caller's bytes, calls the
@@ -25,7 +25,7 @@ from ._compile import mypyc_attr
 from ._constants import _AF, _SOCK_TYPES, UDP, UNIX
 from ._core import RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, Core, move
 from ._errors import SocketError, TimeoutError
-from ._options import BLOCK, EMPTY, Options, check_port, options
+from ._options import BLOCK, EMPTY, Options, check_int, check_port, check_timeout, options
 
 __all__ = ["Transfer", "os_address"]
 
@@ -45,7 +45,7 @@ _NOTHING_FROM: Final[tuple[int, None, None, None]] = (0, None, None, None)
 # Compiled by mypyc (setup.py) unless XSOCK_PURE_PYTHON; Setup subclasses it in Python.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Transfer(Core):
-    """The data methods of ``Socket``, over the transfer core."""
+    """The data methods of ``Socket`` over the transfer core, and its readiness wait."""
 
     __slots__ = ()
 
@@ -184,6 +184,40 @@ class Transfer(Core):
             return _NOTHING_FROM
         addr = self._from
         return n, received(target, n), addr[0], addr[1]
+
+    # -- readiness ---------------------------------------------------------
+
+    def _wait(self, events: int, timeout: float) -> int:
+        """``Socket.wait``: readiness, with the directions taken as a block call takes them."""
+        check_int("events", events, 1, 3)
+        check_timeout("timeout", timeout)
+        sock = self._live()
+        io = self._io
+        if (events & 1 and io.rowner is not None) or (events & 2 and io.wowner is not None):
+            raise io.busy(1 if events & 1 and io.rowner is not None else 2)
+        fd = io.fd
+        if timeout == 0:
+            return _hub.poll_now(fd, events)
+        cur = getcurrent()
+        if events & 1:
+            io.rowner = cur
+        if events & 2:
+            io.wowner = cur
+        try:
+            deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
+            result = io.wait(events, deadline, cur, events)
+        finally:
+            if events & 1:
+                io.rowner = None
+            if events & 2:
+                io.wowner = None
+        if result <= 0:
+            if result == _hub.CLOSED or self._sock is not sock:
+                raise self._closed()
+            return 0
+        if events == 3:
+            result |= _hub.poll_now(fd, 3 - result)
+        return result
 
 
 # -- helpers --------------------------------------------------------
