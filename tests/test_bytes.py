@@ -749,3 +749,19 @@ def test_large_buffer_is_not_shared_with_a_forked_child() -> None:
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert b.u8(1) == 0  # the parent's copy is its own
+
+
+def test_large_buffer_falls_back_to_the_heap_when_no_mapping_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import mmap
+
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")  # vm.max_map_count reached
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    b = Bytes(MAPPED)
+    assert len(b) == MAPPED and not any(bytes(b)) and not b.readonly()
+    b.u8_set(MAPPED, 1)
+    assert b.u8(MAPPED) == 1
