@@ -751,6 +751,17 @@ out:;
 
 /* ---- sink: bulk one way ----------------------------------------------------- */
 
+/* The result of a bulk mode: bytes moved, the rate and the server's CPU per MB. */
+static void put_bulk(long long bytes, uint64_t ns, double cpu, const char *why) {
+    double el = (double)ns / 1e9;
+    print_common();
+    put(", \"bytes\": %lld, \"elapsed_s\": %.6f, \"mb_s\": %.3f, \"requests\": 1", bytes, el,
+        (double)bytes / el / 1e6);
+    put(", \"errors\": %d, \"server_cpu_s\": %.6f, \"server_cpu_us_per_mb\": %.3f", why ? 1 : 0,
+        cpu, bytes ? cpu * 1e6 / ((double)bytes / 1e6) : 0.0);
+    if (why) put(", \"error\": \"%s\"", why);
+}
+
 /* The one stream connection of the bulk modes, connected (or the run dies). */
 static void connect_bulk(conn_t *c, uint64_t deadline) {
     c->fd = open_conn_retry(SOCK_STREAM, deadline);
@@ -816,14 +827,7 @@ static int run_sink(void) {
     uint64_t t1 = now_ns();
     cpu_t c1 = server_cpu();
     close(fd);
-    double el = (double)(t1 - t0) / 1e9;
-    double cpu = cpu_delta(c0, c1);
-    print_common();
-    put(", \"bytes\": %lld, \"elapsed_s\": %.6f, \"mb_s\": %.3f, \"requests\": 1", sent, el,
-        (double)sent / el / 1e6);
-    put(", \"errors\": %d, \"server_cpu_s\": %.6f, \"server_cpu_us_per_mb\": %.3f", why ? 1 : 0,
-        cpu, sent ? cpu * 1e6 / ((double)sent / 1e6) : 0.0);
-    if (why) put(", \"error\": \"%s\"", why);
+    put_bulk(sent, t1 - t0, cpu_delta(c0, c1), why);
     finish();
     return 0;
 }
@@ -883,15 +887,8 @@ static int run_source(void) {
                  total_bytes);
         why = mismatch;
     }
-    double el = (double)(t1 - t0) / 1e9;
-    double cpu = cpu_delta(c0, c1);
-    print_common();
-    put(", \"bytes\": %lld, \"elapsed_s\": %.6f, \"mb_s\": %.3f, \"requests\": 1", got, el,
-        (double)got / el / 1e6);
-    put(", \"errors\": %d, \"server_cpu_s\": %.6f, \"server_cpu_us_per_mb\": %.3f", why ? 1 : 0,
-        cpu, got ? cpu * 1e6 / ((double)got / 1e6) : 0.0);
+    put_bulk(got, t1 - t0, cpu_delta(c0, c1), why);
     put(", \"bytes_expected\": %lld", total_bytes);
-    if (why) put(", \"error\": \"%s\"", why);
     finish();
     return 0;
 }
