@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = ["BLOCK", "EMPTY", "check_int", "check_port", "check_timeout", "options"]
 
@@ -125,10 +125,11 @@ def options(
     merging, so the common call costs no copy).  A literal table of flags
     such as ``{"block": True}`` takes the first branch of each test.
     """
-    if opt.__class__ is dict and not kw:  # the common call: one literal table
-        if len(opt) == 1 and opt.get("block") is True and "block" in allowed:
+    if type(opt) is dict and not kw:  # the common call: one literal table
+        table = cast(dict[str, Any], opt)
+        if len(table) == 1 and table.get("block") is True and "block" in allowed:
             return BLOCK  # xmake's {block = true}, the table of nearly every call
-        merged: Options = opt
+        merged: Options = table
     elif opt is None:
         merged = kw
     elif not isinstance(opt, Mapping):
