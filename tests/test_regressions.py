@@ -566,6 +566,51 @@ def test_read_guess_when_nothing_is_queued_yet(
         assert (n, data) == (-1, None) and "reset" in error.lower(), error
 
 
+class _CountingReader:
+    """Counts a stream socket's reads (``Core._rfile``) and those that found nothing."""
+
+    def __init__(self, raw: io.FileIO) -> None:
+        self.raw = raw
+        self.reads = self.empty = 0
+
+    def readinto(self, view: memoryview) -> int | None:
+        got = self.raw.readinto(view)
+        self.reads += 1
+        self.empty += got is None
+        return got
+
+
+@pytest.mark.parametrize("state", ["short read", "reply, other work queued"])
+def test_block_recv_asks_the_kernel_before_a_read_that_would_fail(
+    run: Runner, tcp_pair: tuple[Socket, Socket], spawn: Spawn, state: str
+) -> None:
+    """A would-block read costs an exception inside the standard library, so a
+    block recv that is not sure data is there asks how much is queued first:
+    when nothing is, it waits, and its only read is the one that gets the data."""
+    client, server = tcp_pair
+
+    def body() -> tuple[int, int, bytes | None]:
+        buff = Bytes(64)
+        assert client.send(b"req1", {"block": True}) == 4
+        n, _ = server.recv(buff, {"block": True})  # a short read
+        assert n == 4
+        if state != "short read":
+            assert server.send(b"rep1", {"block": True}) == 4
+        counter = server._rfile = _CountingReader(server._rfile)
+
+        def peer() -> None:
+            client.send(b"req2", {"block": True})
+
+        spawn(peer)  # queued work, and the data it sends comes after the recv waits
+        n, data = server.recv(buff, {"block": True, "timeout": LONG_MS})
+        assert data is not None
+        return counter.reads, counter.empty, bytes(data)
+
+    reads, empty, data = run(body)
+    assert data == b"req2"
+    assert (reads, empty) == (1, 0), f"{reads} reads, {empty} of them found nothing"
+
+
 # -- 12. small misses ----------------------------------------------------------------
 
 
