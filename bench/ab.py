@@ -1,6 +1,7 @@
 """Interleaved A/B: server CPU per request of a few servers, or of two builds.
 
-    python -m bench.ab [--mode echo|udp|churn] [--conns 10] [--size 1024]
+    python -m bench.ab [--mode echo|udp|churn|sink|source] [--transport tcp|unix]
+                       [--conns 10] [--size 1024] [--bytes N]
                        [--rounds 8] [--ms 1000] LABEL=SERVER[@PATH] ...
 
 Each ``LABEL=SERVER`` starts ``bench/servers.py SERVER`` (pinned to the
@@ -10,7 +11,9 @@ server can run from another checkout (a git worktree with its own build:
 ``python setup.py build_ext --inplace`` there).  The servers run side by
 side, and each round measures every one of them in turn, so a burst of
 outside load hits them alike.  Prints the median server CPU per request
-(from ``/proc/<pid>/stat``) of each, and its ratio to the first.  On this
+(from ``/proc/<pid>/stat``) of each, and its ratio to the first; for the
+bulk modes (``sink``: the server receives ``--bytes`` on one connection,
+``source``: it sends them) CPU per MiB moved.  On this
 shared machine the medians of 8 rounds move by a few per cent between
 runs, where ``python -m bench``'s cells move by 20-60 %: use this to decide
 between two versions of a change.
@@ -24,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.run import BENCH, ROOT, Generator, cpu_plan, pin
@@ -37,7 +41,9 @@ def _cpu_ticks(pid: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("servers", nargs="+", metavar="LABEL=SERVER[@PATH]")
-    p.add_argument("--mode", choices=("echo", "udp", "churn"), default="echo")
+    p.add_argument("--mode", choices=("echo", "udp", "churn", "sink", "source"), default="echo")
+    p.add_argument("--transport", choices=("tcp", "unix"), default="tcp")
+    p.add_argument("--bytes", type=int, default=1 << 30, help="moved per round in the bulk modes")
     p.add_argument("--conns", type=int, default=10)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--rounds", type=int, default=8)
@@ -48,47 +54,57 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"needs the C generator ({gen.why})")
     server_cpus, gen_cpus, _ = cpu_plan()
     ticks = os.sysconf("SC_CLK_TCK")
-    procs: dict[str, tuple[subprocess.Popen[str], int, int]] = {}
-    try:
-        for spec in ns.servers:
-            label, _, target = spec.partition("=")
-            name, _, path = target.partition("@")
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(ROOT)])))
-            transport = "udp" if ns.mode == "udp" else "tcp"
-            proc = subprocess.Popen(
-                [sys.executable, str(BENCH / "servers.py"), name, "--transport", transport],
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            assert proc.stdout is not None
-            info = json.loads(proc.stdout.readline())
-            pin(info["pid"], server_cpus)
-            procs[label or name] = (proc, info["pid"], info["port"])
-        results: dict[str, list[float]] = {label: [] for label in procs}
+    bulk = ns.mode in ("sink", "source")
+    transport = "udp" if ns.mode == "udp" else ns.transport
+    procs: dict[str, tuple[subprocess.Popen[str], int, list[str]]] = {}
+    with tempfile.TemporaryDirectory(prefix="xsock-ab-") as tmp:
+        try:
+            for n, spec in enumerate(ns.servers):
+                label, _, target = spec.partition("=")
+                name, _, path = target.partition("@")
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(ROOT)])))
+                argv = [sys.executable, str(BENCH / "servers.py"), name, "--transport", transport]
+                argv += ["--role", ns.mode if bulk else "echo"]
+                sock_path = os.path.join(tmp, f"{n}.sock")
+                if transport == "unix":
+                    argv += ["--path", sock_path]
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+                assert proc.stdout is not None
+                info = json.loads(proc.stdout.readline())
+                pin(info["pid"], server_cpus)
+                where = ["--unix", sock_path] if transport == "unix" else ["--port", str(info["port"])]
+                procs[label or name] = (proc, info["pid"], where)
+            results: dict[str, list[float]] = {label: [] for label in procs}
 
-        def load(port: int, ms: int) -> int:
-            args = [*gen.argv, "--mode", ns.mode, "--port", str(port), "--conns", str(ns.conns)]
-            args += ["--size", str(ns.size), "--warmup-ms", "10", "--duration-ms", str(ms)]
-            run = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-            pin(run.pid, gen_cpus)
-            out, _ = run.communicate(timeout=ms / 1000 + 60)
-            doc = json.loads(out)
-            return int(doc.get("requests") or doc.get("connections") or 0)
+            def load(where: list[str], ms: int) -> float:
+                """Run the generator once: the requests, connections or MiB it moved."""
+                args = [*gen.argv, "--mode", ns.mode, *where]
+                if bulk:
+                    args += ["--bytes", str(ns.bytes if ms >= ns.ms else ns.bytes // 8)]
+                else:
+                    args += ["--conns", str(ns.conns), "--size", str(ns.size)]
+                    args += ["--warmup-ms", "10", "--duration-ms", str(ms)]
+                run = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+                pin(run.pid, gen_cpus)
+                out, _ = run.communicate(timeout=ms / 1000 + 120)
+                doc = json.loads(out)
+                if bulk:
+                    return float(doc.get("bytes") or 0) / (1 << 20)
+                return float(doc.get("requests") or doc.get("connections") or 0)
 
-        for _, _, port in procs.values():  # warm up
-            load(port, 300)
-        for _ in range(ns.rounds):
-            for label, (_, pid, port) in procs.items():
-                before = _cpu_ticks(pid)
-                done = load(port, ns.ms)
-                used = (_cpu_ticks(pid) - before) / ticks
-                results[label].append(used / done * 1e6 if done else float("nan"))
-    finally:
-        for proc, _, _ in procs.values():
-            proc.kill()
-            proc.wait()
-    unit = "conn" if ns.mode == "churn" else "req"
+            for _, _, where in procs.values():  # warm up
+                load(where, 300)
+            for _ in range(ns.rounds):
+                for label, (_, pid, where) in procs.items():
+                    before = _cpu_ticks(pid)
+                    done = load(where, ns.ms)
+                    used = (_cpu_ticks(pid) - before) / ticks
+                    results[label].append(used / done * 1e6 if done else float("nan"))
+        finally:
+            for proc, _, _ in procs.values():
+                proc.kill()
+                proc.wait()
+    unit = "MiB" if bulk else "conn" if ns.mode == "churn" else "req"
     first = None
     for label, xs in results.items():
         med = statistics.median(xs)

@@ -246,6 +246,53 @@ def serve_xsock_green_workers(a: Args) -> None:
     )
 
 
+def serve_xsock_core(a: Args) -> None:
+    """Reference, not an API: xsock_green's transfer core (``_core.move``) called
+    directly, under the same accept loop as ``xsock_green``.  The same system
+    calls, waits, slots, fairness and read hint, without the public methods'
+    argument checks, option tables, ``Bytes`` views and result tuples: the
+    difference to ``xsock_green`` is what that API layer costs per call.
+    Echo only."""
+    import gevent
+
+    from xsock_green import socket as xs
+    from xsock_green._core import RECV, RECVFROM, SEND, SENDTO, move
+    from xsock_green._options import BLOCK
+
+    if a.transport == "udp":
+        u = xs.udp()
+        u.bind(HOST, 0)
+        ready(u.sockname()[1])
+        whole = memoryview(bytearray(READ))
+        while True:
+            n = move(u, RECVFROM, whole, True, BLOCK)
+            u._to = u._from
+            move(u, SENDTO, whole[:n], True, BLOCK)
+
+    def echo(c: Any) -> None:
+        whole = memoryview(bytearray(READ))
+        try:
+            while True:
+                n = move(c, RECV, whole, True, BLOCK)
+                move(c, SEND, whole[:n], True, BLOCK)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    srv = xs.bind_unix(a.path) if a.transport == "unix" else xs.bind(HOST, 0)
+    srv.listen(a.backlog)
+    announce(srv, a)
+    tcp = a.transport == "tcp"
+    while True:
+        c = srv.accept()
+        if c is None:
+            continue
+        if tcp:
+            c.ctrl(xs.CTRL_SET_TCP_NODELAY, True)
+        gevent.spawn(echo, c)
+
+
 # -- gevent ------------------------------------------------------------------
 
 
@@ -808,6 +855,15 @@ SERVERS: dict[str, Server] = {
             ("xsock_green", "gevent"),
             frozenset({"tcp"}),
             "the same handler under xsock_green.server.run, --workers processes (bench/workers.py)",
+            default=False,
+        ),
+        Server(
+            "xsock_core",
+            serve_xsock_core,
+            ("xsock_green", "gevent"),
+            _ALL,
+            "reference, not an API: the transfer core called directly (no argument, option or result objects)",
+            roles=frozenset({"echo"}),
             default=False,
         ),
         Server(

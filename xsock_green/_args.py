@@ -17,6 +17,8 @@ from ._options import Options, check_int
 __all__ = ["data_view", "format_addr", "received", "span", "target", "unix_path"]
 
 _new: Final = object.__new__
+#: ``Bytes`` as a constant: compiled, a module global is a dict lookup per use.
+_BYTES: Final = Bytes
 
 
 def data_view(data: object) -> Any:
@@ -24,7 +26,7 @@ def data_view(data: object) -> Any:
     cls = type(data)
     if cls is bytes:
         return data
-    if cls is Bytes:
+    if cls is _BYTES:
         return data._mv  # type: ignore[attr-defined]
     if isinstance(data, str):
         return data.encode("utf-8", "surrogateescape")
@@ -53,7 +55,7 @@ def span(o: Options, size: int) -> tuple[int, int]:
 
 def target(buff: object, size: object, o: Options) -> memoryview:
     """The writable view of ``buff`` that a receive fills (``start``, ``size``)."""
-    if type(buff) is Bytes:
+    if type(buff) is _BYTES:
         mv = buff._mv
         if size == len(mv) and not mv.readonly and "start" not in o:
             return mv
@@ -78,7 +80,7 @@ def target(buff: object, size: object, o: Options) -> memoryview:
 
 
 def received(target: memoryview, n: int) -> Bytes:
-    data: Bytes = _new(Bytes)
+    data: Bytes = _new(_BYTES)
     data._mv = target if n == len(target) else target[:n]
     return data
 

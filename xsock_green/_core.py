@@ -137,6 +137,7 @@ _S = TypeVar("_S", bound="Core")
 _ident: Final = _hub.get_thread_ident
 _monotonic: Final = _hub.monotonic
 _CLOSED: Final = _hub.CLOSED
+_getcurrent: Final = getcurrent  # a constant, not a dict lookup per use (compiled)
 
 
 # mypyc cannot compile subclasses of OSError: these stay Python classes.
@@ -460,7 +461,7 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
             # Switch to the hub: a turn for the others, or a wait.
             probe = False
             if cur is None:
-                cur = getcurrent()
+                cur = _getcurrent()
                 if slot == 1:
                     io.rowner = cur
                 else:
