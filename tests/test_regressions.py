@@ -611,6 +611,36 @@ def test_block_recv_asks_the_kernel_before_a_read_that_would_fail(
     assert (reads, empty) == (1, 0), f"{reads} reads, {empty} of them found nothing"
 
 
+def test_read_guess_asks_first_only_after_a_guess_that_found_nothing(
+    run: Runner, tcp_pair: tuple[Socket, Socket], spawn: Spawn
+) -> None:
+    """A guess that found data makes the next one read at once (a busy server
+    makes no extra call); one that found nothing makes the next one ask first
+    (no second failing read)."""
+    client, server = tcp_pair
+
+    def body() -> list[int]:
+        buff = Bytes(64)
+        assert client.send(b"r0", {"block": True}) == 2
+        assert server.recv(buff, {"block": True})[0] == 2  # a short read: the next recv guesses
+        counter = server._rfile = _CountingReader(server._rfile)
+        empties = []
+        for step, ready in enumerate([True, False, False], 1):
+            message = b"r%d" % step
+            if ready:
+                assert client.send(message, {"block": True}) == 2
+                queued(server)
+            else:
+                spawn(client.send, message, {"block": True})  # after the recv waits
+            n, data = server.recv(buff, {"block": True, "timeout": LONG_MS})
+            assert data is not None and bytes(data) == message
+            empties.append(counter.empty)
+        return empties
+
+    # 1: asks first (found data); 2: reads at once and finds nothing; 3: asks first.
+    assert run(body) == [0, 1, 1]
+
+
 # -- 12. small misses ----------------------------------------------------------------
 
 

@@ -113,11 +113,17 @@ _BACKLOG_RETRY: Final = 0.001
 # fifth of a failing read) and waits for readiness when nothing is:
 #
 # * after a full read (``_TRY``) it reads: more is likely queued;
-# * after a short read (``_SHORT``, a stream being drained) it asks;
+# * after a short read (``_SHORT``, a stream being drained) it guesses;
 # * after a short read followed by a send (``_WAIT``, request/response:
 #   the peer has our reply and has not answered yet), it waits at once,
 #   unless the loop has other work queued: then waiting would queue
-#   behind it, and data that is already there must not wait, so it asks.
+#   behind it, and data that is already there must not wait, so it guesses.
+#
+# A guess asks first when the socket's last guess found nothing
+# (``Core._probe``) and reads at once when it found data: a server that
+# always has the next request queued (it is the bottleneck) then makes no
+# extra call, and one whose clients have not answered yet makes no failing
+# read.
 #
 # The answer is only a hint: ``0`` at the end of the stream or after an
 # error, which the wait then reports (the descriptor becomes readable).
@@ -165,6 +171,7 @@ class Core:
         "_last",
         "_peer",
         "_polled",
+        "_probe",
         "_rfile",
         "_rtry",
         "_shut",
@@ -183,6 +190,8 @@ class Core:
     _shut: bool
     _stream: bool
     _polled: bool
+    #: The last guessed read found nothing: the next guess asks the kernel first.
+    _probe: bool
     _family: int
     _type: int
     #: The receive side's other output (the peer of ``RECVFROM``/``ACCEPT``)
@@ -213,6 +222,7 @@ class Core:
         self._block = False
         self._stream = type_ == TCP
         self._rtry = _TRY
+        self._probe = True
         self._shut = False
         self._polled = False
         self._from = None
@@ -358,12 +368,12 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
         if total == 0 and (stream or kind == SEND):
             return 0  # an empty range moves nothing
         attempt = True
-        probe = False  # ask the kernel before the first read (see _TRY)
+        guess = 0  # the first read is a guess: 1 blind, 2 asking first (see _TRY)
         if kind == RECV and block and stream and s._rtry != _TRY and timeout != 0:
             if s._rtry == _WAIT and not io.others_ready():
                 attempt = False
             else:
-                probe = True
+                guess = 2 if s._probe else 1
         events = slot
         pause = False
         n: int  # what one system call moved (-1: it would block)
@@ -377,13 +387,16 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                     v = view
                 try:
                     if kind == RECV:
-                        if probe and _queued(io.fd) == 0:
+                        if not stream:
+                            n = sock.recv_into(v, 0, _TRUNC)  # a datagram's size
+                        elif guess == 2 and _queued(io.fd) == 0:
                             n = -1
-                        elif stream:  # None is "nothing there", not an exception
+                        else:  # None is "nothing there", not an exception
                             got = (s._rfile or _rfile(s, io.fd)).readinto(v)
                             n = -1 if got is None else got
-                        else:
-                            n = sock.recv_into(v, 0, _TRUNC)  # a datagram's size
+                        if guess:  # the next guess asks first if this one found nothing
+                            s._probe = n < 0
+                            guess = 0
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
                     elif kind == RECVFROM:
@@ -443,7 +456,7 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         finished = True
                     else:
                         finished = False
-                    if block and io.overdue():
+                    if block and io.overdue(n):
                         pause = True
                     elif finished:
                         s._last = None
@@ -459,7 +472,6 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 elif timeout == 0:
                     return s._timed_out(kind, done)
             # Switch to the hub: a turn for the others, or a wait.
-            probe = False
             if cur is None:
                 cur = _getcurrent()
                 if slot == 1:

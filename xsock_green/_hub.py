@@ -53,11 +53,12 @@ _GRACE: Final = GRACE
 #: The pieces a transfer moves after a wait before it reads the clock: in
 #: request/response traffic every receive waits, so no call reads it.
 _FREE: Final = 4
-#: After those, the clock is read every ``_EVERY``-th piece (a power of
-#: two): a datagram server that never waits would otherwise read it twice
-#: per datagram.  A piece is at most ``CHUNK`` (1 MiB), so a yield comes
-#: at most 15 pieces late: about 3 ms of loopback copying.
+#: After those, a small piece (under ``_SMALL`` bytes) reads the clock only
+#: every ``_EVERY``-th time (a power of two): a datagram server that never
+#: waits would otherwise read it twice per datagram, and 15 small pieces
+#: take well under a millisecond.  A larger piece always reads it.
 _EVERY: Final = 16
+_SMALL: Final = 65536
 #: Timer priorities (libev runs higher ones first; I/O is 0): a deadline
 #: that passes in the turn its data arrives loses to the data, and a pause
 #: runs after everything else that is ready.
@@ -314,12 +315,13 @@ class IOWait:
         """
         self.wait(0, _monotonic(), cur, slot, _LAST)
 
-    def overdue(self) -> bool:
-        """Count a piece of a block transfer; True when it is time to give the loop a turn.
+    def overdue(self, moved: int) -> bool:
+        """Count a piece of ``moved`` bytes; True when it is time to give the loop a turn.
 
         The owner must have run for ``GRACE`` since it came back from the
         hub (counted from its ``_FREE``-th piece since: the pieces before
-        read no clock, and after them every ``_EVERY``-th does): a greenlet
+        read no clock, and after them a large piece or every ``_EVERY``-th
+        small one does): a greenlet
         woken late in a long loop turn has not held the CPU, and yielding
         would only add a turn to its latency.  Then cooperating transfers
         must have held this loop turn for a slice, on the hub's clock,
@@ -327,7 +329,7 @@ class IOWait:
         share one slice.
         """
         pieces = self.pieces = self.pieces + 1
-        if pieces <= _FREE or (pieces - _FREE) & (_EVERY - 1) != 1:
+        if pieces <= _FREE or (moved < _SMALL and (pieces - _FREE) & (_EVERY - 1) != 1):
             return False
         now = _monotonic()
         if pieces == _FREE + 1:
