@@ -12,7 +12,7 @@ from typing import Any, Final, cast
 
 from ._bytes import Bytes
 from ._constants import UNIX_PATH_MAX
-from ._options import Options, check_int
+from ._options import BLOCK, EMPTY, Options, check_int
 
 __all__ = ["data_view", "format_addr", "received", "span", "target", "unix_path"]
 
@@ -57,7 +57,14 @@ def target(buff: object, size: object, o: Options) -> memoryview:
     """The writable view of ``buff`` that a receive fills (``start``, ``size``)."""
     if type(buff) is _BYTES:
         mv = buff._mv
-        if size == len(mv) and not mv.readonly and "start" not in o:
+        # The whole buffer: compiled, an int size compares unboxed, and the
+        # shared tables need no lookup.
+        if (
+            type(size) is int
+            and size == len(mv)
+            and (o is BLOCK or o is EMPTY or "start" not in o)
+            and not mv.readonly
+        ):
             return mv
     elif not isinstance(buff, Bytes):
         raise TypeError(f"buff must be a Bytes buffer, not {type(buff).__name__}")
