@@ -89,12 +89,12 @@ _NAMES: Final = {
 }
 
 _SEND_FLAGS: Final = getattr(_socket, "MSG_NOSIGNAL", 0)
+_TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
 #: ``_queued``'s request, and its answer's one-int buffer (compiled code
 #: reads it before anything else can run).
 _FIONREAD: Final = termios.FIONREAD
 _COUNT: Final = array.array("i", [0])
 _ioctl: Final = fcntl.ioctl
-_TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
 
 #: The most one system call of a block-mode transfer moves, so that other
 #: greenlets get their turn between pieces (SPEC: every 50 ms at least).

@@ -321,12 +321,11 @@ class IOWait:
         The owner must have run for ``GRACE`` since it came back from the
         hub (counted from its ``_FREE``-th piece since: the pieces before
         read no clock, and after them a large piece or every ``_EVERY``-th
-        small one does): a greenlet
-        woken late in a long loop turn has not held the CPU, and yielding
-        would only add a turn to its latency.  Then cooperating transfers
-        must have held this loop turn for a slice, on the hub's clock,
-        shared by every socket, so that several transfers that never wait
-        share one slice.
+        small one does): a greenlet woken late in a long loop turn has not
+        held the CPU, and yielding would only add a turn to its latency.
+        Then cooperating transfers must have held this loop turn for a
+        slice, on the hub's clock, shared by every socket, so that several
+        transfers that never wait share one slice.
         """
         pieces = self.pieces = self.pieces + 1
         if pieces <= _FREE or (moved < _SMALL and (pieces - _FREE) & (_EVERY - 1) != 1):
