@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 assert proc.stdout is not None
                 info = json.loads(proc.stdout.readline())
                 pin(info["pid"], server_cpus)
-                where = ["--unix", sock_path] if transport == "unix" else ["--port", str(info["port"])]
+                port = ["--port", str(info["port"])]
+                where = ["--unix", sock_path] if transport == "unix" else port
                 procs[label or name] = (proc, info["pid"], where)
             results: dict[str, list[float]] = {label: [] for label in procs}
 

@@ -819,7 +819,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="workload names (exact: bulk is not bulk-send), prefixes (tcp, tcp-1k) or kinds "
         "(echo, udp, churn, sink, source, idle, syscalls), comma-separated",
     )
-    p.add_argument("--repeat", type=int, default=0, help="measurements per row (default 3; 7 for the target rows of a full run)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="measurements per row (default 3; 7 for the target rows of a full run)",
+    )
     p.add_argument("--duration-ms", type=int, default=0, help="measured time per run")
     p.add_argument("--warmup-ms", type=int, default=None, help="warm-up time per run")
     p.add_argument("--strace", action="store_true", help="count system calls (needs strace)")

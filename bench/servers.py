@@ -187,8 +187,6 @@ def xsock_green_udp(block: dict[str, bool]) -> Callable[[Any, Any, str, int], No
 
 def serve_xsock_green(a: Args) -> None:
     """The hand-written accept loop: accept, set TCP_NODELAY, spawn."""
-    import gevent
-
     from xsock_green import Bytes
     from xsock_green import socket as xs
 
@@ -204,10 +202,18 @@ def serve_xsock_green(a: Args) -> None:
             if n > 0 and peer is not None and port is not None:
                 u.sendto(data, peer, port, block)
 
+    xsock_accept_loop(a, xsock_green_handler(a.role))
+
+
+def xsock_accept_loop(a: Args, handler: Callable[[Any], None]) -> None:
+    """Listen, then accept, set TCP_NODELAY and spawn ``handler`` for ever."""
+    import gevent
+
+    from xsock_green import socket as xs
+
     srv = xs.bind_unix(a.path) if a.transport == "unix" else xs.bind(HOST, 0)
     srv.listen(a.backlog)
     announce(srv, a)
-    handler = xsock_green_handler(a.role)
     tcp = a.transport == "tcp"
     while True:
         c = srv.accept()
@@ -253,8 +259,6 @@ def serve_xsock_core(a: Args) -> None:
     argument checks, option tables, ``Bytes`` views and result tuples: the
     difference to ``xsock_green`` is what that API layer costs per call.
     Echo only."""
-    import gevent
-
     from xsock_green import socket as xs
     from xsock_green._core import RECV, RECVFROM, SEND, SENDTO, move
     from xsock_green._options import BLOCK
@@ -280,17 +284,7 @@ def serve_xsock_core(a: Args) -> None:
         finally:
             c.close()
 
-    srv = xs.bind_unix(a.path) if a.transport == "unix" else xs.bind(HOST, 0)
-    srv.listen(a.backlog)
-    announce(srv, a)
-    tcp = a.transport == "tcp"
-    while True:
-        c = srv.accept()
-        if c is None:
-            continue
-        if tcp:
-            c.ctrl(xs.CTRL_SET_TCP_NODELAY, True)
-        gevent.spawn(echo, c)
+    xsock_accept_loop(a, echo)
 
 
 # -- gevent ------------------------------------------------------------------
@@ -862,7 +856,8 @@ SERVERS: dict[str, Server] = {
             serve_xsock_core,
             ("xsock_green", "gevent"),
             _ALL,
-            "reference, not an API: the transfer core called directly (no argument, option or result objects)",
+            "reference, not an API: the transfer core called directly "
+            "(no argument, option or result objects)",
             roles=frozenset({"echo"}),
             default=False,
         ),

@@ -632,7 +632,7 @@ def test_read_guess_asks_first_only_after_a_guess_that_found_nothing(
                 queued(server)
             else:
                 spawn(client.send, message, {"block": True})  # after the recv waits
-            n, data = server.recv(buff, {"block": True, "timeout": LONG_MS})
+            _, data = server.recv(buff, {"block": True, "timeout": LONG_MS})
             assert data is not None and bytes(data) == message
             empties.append(counter.empty)
         return empties
