@@ -274,11 +274,15 @@ def serve_xsock_core(a: Args) -> None:
             move(u, SENDTO, whole[:n], True, BLOCK)
 
     def echo(c: Any) -> None:
-        whole = memoryview(bytearray(READ))
+        size = BUF_MIN  # the buffer grows as xsock_green's handler's does
+        whole = memoryview(bytearray(size))
         try:
             while True:
                 n = move(c, RECV, whole, True, BLOCK)
                 move(c, SEND, whole[:n], True, BLOCK)
+                if n == size and size < READ:
+                    size *= 4
+                    whole = memoryview(bytearray(size))
         except OSError:
             pass
         finally:
@@ -859,7 +863,6 @@ SERVERS: dict[str, Server] = {
             "reference, not an API: the transfer core called directly "
             "(no argument, option or result objects)",
             roles=frozenset({"echo"}),
-            default=False,
         ),
         Server(
             "gevent_stream",
