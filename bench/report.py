@@ -296,7 +296,13 @@ def _settings_line(doc: dict[str, Any]) -> str:
     m = doc["meta"]
     s = m["settings"]
     return (
-        f"{m['mode']} mode: each row is the median of {s['repeat']} runs of "
+        f"{m['mode']} mode: each row is the median of {s['repeat']} runs"
+        + (
+            f" ({s['target_repeat']} for the rows behind the targets)"
+            if s.get("target_repeat", s["repeat"]) != s["repeat"]
+            else ""
+        )
+        + " of "
         f"{s['warmup_ms']} ms warm-up + {s['duration_ms']} ms measured; bulk "
         f"{s['bulk_bytes'] / 2**20:,.0f} MiB; {s['idle_conns']:,} idle connections"
     )
