@@ -70,18 +70,22 @@ def main(argv: list[str] | None = None) -> int:
                     argv += ["--path", sock_path]
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
                 assert proc.stdout is not None
-                info = json.loads(proc.stdout.readline())
+                line = proc.stdout.readline()
+                if not line:
+                    raise SystemExit(f"bench.ab: {name} did not start (its error is above)")
+                info = json.loads(line)
                 pin(info["pid"], server_cpus)
                 port = ["--port", str(info["port"])]
                 where = ["--unix", sock_path] if transport == "unix" else port
                 procs[label or name] = (proc, info["pid"], where)
             results: dict[str, list[float]] = {label: [] for label in procs}
 
-            def load(where: list[str], ms: int) -> float:
-                """Run the generator once: the requests, connections or MiB it moved."""
+            def load(where: list[str], ms: int, nbytes: int) -> float:
+                """Run the generator once (``ms`` long, or ``nbytes`` in the bulk
+                modes): the requests, connections or MiB it moved."""
                 args = [*gen.argv, "--mode", ns.mode, *where]
                 if bulk:
-                    args += ["--bytes", str(ns.bytes if ms >= ns.ms else ns.bytes // 8)]
+                    args += ["--bytes", str(nbytes)]
                 else:
                     args += ["--conns", str(ns.conns), "--size", str(ns.size)]
                     args += ["--warmup-ms", "10", "--duration-ms", str(ms)]
@@ -94,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                 return float(doc.get("requests") or doc.get("connections") or 0)
 
             for _, _, where in procs.values():  # warm up
-                load(where, 300)
+                load(where, 300, ns.bytes // 8)
             for _ in range(ns.rounds):
                 for label, (_, pid, where) in procs.items():
                     before = _cpu_ticks(pid)
-                    done = load(where, ns.ms)
+                    done = load(where, ns.ms, ns.bytes)
                     used = (_cpu_ticks(pid) - before) / ticks
                     results[label].append(used / done * 1e6 if done else float("nan"))
         finally:
