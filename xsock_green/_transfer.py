@@ -127,27 +127,27 @@ class Transfer(Core):
             raise _udp_only(self, "sendto")
         view = data_view(data)
         try:
-            # A client sends to one server, and a server answers the peer it
-            # just heard from: the last destination's OS address is kept, and
-            # the last sender's is the kernel's own (IPv6 scope included).
+            # A server answers the peer it just heard from: the kernel's own
+            # address for it is reused (IPv6 scope included).  A client sends
+            # to one server: the last resolved destination is kept.
+            heard: tuple[Any, ...] | None = self._from
             dest = self._dest
-            heard = self._from
             if type(port) is not int:  # 5000.0 == 5000: let os_address refuse it
                 dest = heard = None
-            if dest is not None and dest[0] == addr and dest[1] == port:
-                pass
-            elif heard is not None and heard[0] == addr and heard[1] == port:
-                dest = self._dest = (addr, port, heard)
+            if heard is not None and heard[1] == port and heard[0] == addr:
+                self._to = heard
+            elif dest is not None and dest[1] == port and dest[0] == addr:
+                self._to = dest[2]
             else:
                 timeout = o.get("timeout", -1)
                 deadline = None if timeout == -1 else _monotonic() + timeout / 1000.0
                 sockaddr = os_address(self, addr, port, deadline, self._live())
                 if sockaddr is None:
                     return 0
-                dest = self._dest = (addr, port, sockaddr)
+                self._dest = (addr, port, sockaddr)
+                self._to = sockaddr
                 if deadline is not None:
                     o = {**o, "timeout": max(0.0, deadline - _monotonic()) * 1000.0}
-            self._to = dest[2]
             block: bool = True if o is BLOCK else o.get("block", self._block)
             n = move(self, SENDTO, view, block, o)
         except OSError as exc:
@@ -182,7 +182,7 @@ class Transfer(Core):
             return self._failed(exc, _FAILED_FROM)
         if n < 0:
             return _NOTHING_FROM
-        addr = self._from
+        addr: tuple[Any, ...] = self._from
         return n, received(target, n), addr[0], addr[1]
 
     # -- readiness ---------------------------------------------------------
