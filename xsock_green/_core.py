@@ -33,12 +33,10 @@ import _socket
 import array
 import errno as _errno
 import fcntl
-import functools
 import os
 import termios
-from collections.abc import Callable
 from io import FileIO
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from greenlet import getcurrent
 
@@ -62,7 +60,6 @@ __all__ = [
     "TLS_SEND",
     "Core",
     "move",
-    "xmake",
 ]
 
 # What a call moves.  Odd kinds receive (slot and watcher 1), even ones send (2).
@@ -104,42 +101,22 @@ _IN_PROGRESS: Final = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
 #: trying again: there is nothing to watch.
 _BACKLOG_RETRY: Final = 0.001
 
-# How a block stream recv starts (``Core._rtry``).  A read that finds
-# nothing costs far more than one that finds data: the standard library
-# builds an ``OSError`` for the would-block (with its message decoded from
-# the C library's) even where it answers ``None``, as ``io.FileIO.readinto``
-# does.  So a block recv that is not sure data is there asks the kernel
-# how much is queued first (``_queued``, one ``ioctl(FIONREAD)``, about a
-# fifth of a failing read) and waits for readiness when nothing is:
-#
-# * after a full read (``_TRY``) it reads: more is likely queued;
-# * after a short read (``_SHORT``, a stream being drained) it guesses;
-# * after a short read followed by a send (``_WAIT``, request/response:
-#   the peer has our reply and has not answered yet), it waits at once,
-#   unless the loop has other work queued: then waiting would queue
-#   behind it, and data that is already there must not wait, so it guesses.
-#
-# A guess asks first when the socket's last guess found nothing
-# (``Core._probe``) and reads at once when it found data: a server that
-# always has the next request queued (it is the bottleneck) then makes no
-# extra call, and one whose clients have not answered yet makes no failing
-# read.
-#
-# The answer is only a hint: ``0`` at the end of the stream or after an
-# error, which the wait then reports (the descriptor becomes readable).
-# So non-block calls and zero timeouts, which do not wait, always read.
-# Stream receives read through ``_rfile``, an ``io.FileIO`` over the
-# descriptor: ``read(2)`` is ``recv`` without flags, and ``readinto``
-# answers ``None`` where ``recv_into`` raises ``BlockingIOError`` (an
-# exception caught in compiled code costs a traceback entry more).
+# How a block stream recv starts (``Core._rtry``): after a full read it
+# reads; after a short read it guesses; after a short read and a send
+# (request/response) it waits, unless the loop has other work queued: then
+# data already there must not wait behind it, so it guesses.  A would-block
+# read costs an ``OSError`` built inside the standard library (even where
+# ``io.FileIO.readinto`` then answers ``None``), so a guess asks the kernel
+# first (``_queued``: ``ioctl(FIONREAD)``) when the socket's last guess found
+# nothing (``Core._probe``).  The answer is a hint (``0`` at the end of the
+# stream too): only calls that will wait use it.  Streams read through
+# ``_rfile``, an ``io.FileIO`` over the descriptor: ``None``, not a raised
+# ``BlockingIOError`` with a traceback entry, when nothing is there.
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
 
 _F = TypeVar("_F")
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
-_S = TypeVar("_S", bound="Core")
 _ident: Final = _hub.get_thread_ident
 _monotonic: Final = _hub.monotonic
 _CLOSED: Final = _hub.CLOSED
@@ -521,31 +498,3 @@ def _queued(fd: int) -> int:
 def _rfile(s: Core, fd: int) -> Any:
     s._rfile = rfile = FileIO(fd, "rb", closefd=False)
     return rfile
-
-
-def xmake(
-    failure: Any,
-) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
-    """The adapter for methods that move no data: an ``OSError`` becomes ``failure``.
-
-    It records the error for ``last_error`` and clears ``last_error`` after
-    a success.  ``xsock_green.TimeoutError`` and misuse errors pass through.
-    """
-
-    def decorate(
-        method: Callable[Concatenate[_S, _P], _R],
-    ) -> Callable[Concatenate[_S, _P], _R]:
-        @functools.wraps(method)
-        def adapted(self: _S, /, *args: _P.args, **kw: _P.kwargs) -> _R:
-            try:
-                result = method(self, *args, **kw)
-            except TimeoutError:
-                raise
-            except OSError as exc:
-                return cast(_R, self._failed(exc, failure))
-            self._last = None
-            return result
-
-        return adapted
-
-    return decorate

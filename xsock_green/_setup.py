@@ -5,23 +5,27 @@ connects through the transfer core's ``ACCEPT`` and ``CONNECT`` kinds, and
 starts TLS.  It extends ``_transfer.Transfer`` (the data methods; its
 ``os_address`` turns xmake's addresses into the OS's, resolving host names
 within the call's deadline); ``Socket`` (``_socket``) adds the control
-methods.
+methods.  ``xmake`` adapts the methods of both that move no data: an
+``OSError`` becomes the method's failure value and ``last_error``.
 """
 
 from __future__ import annotations
 
 import _socket
+import functools
 import os
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
 from . import _hub, _tls
 from ._args import unix_path
 from ._constants import INT_MAX, TCP, UNIX
-from ._core import ACCEPT, CONNECT, move, xmake
+from ._core import ACCEPT, CONNECT, Core, move
+from ._errors import TimeoutError
 from ._options import Options, check_int, check_timeout, options
 from ._transfer import Transfer, os_address
 
-__all__ = ["Setup"]
+__all__ = ["Setup", "xmake"]
 
 _K_TIMEOUT = frozenset({"timeout"})
 _K_UNIX = frozenset({"is_abstract"})
@@ -30,6 +34,37 @@ _K_CONNECT_UNIX = frozenset({"is_abstract", "timeout", "tls", "server_hostname"}
 _K_STARTTLS = frozenset({"server_side", "server_hostname", "timeout"})
 
 _monotonic = _hub.monotonic
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+_S = TypeVar("_S", bound=Core)
+
+
+def xmake(
+    failure: Any,
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+    """The adapter for methods that move no data: an ``OSError`` becomes ``failure``.
+
+    It records the error for ``last_error`` and clears ``last_error`` after
+    a success.  ``xsock_green.TimeoutError`` and misuse errors pass through.
+    """
+
+    def decorate(
+        method: Callable[Concatenate[_S, _P], _R],
+    ) -> Callable[Concatenate[_S, _P], _R]:
+        @functools.wraps(method)
+        def adapted(self: _S, /, *args: _P.args, **kw: _P.kwargs) -> _R:
+            try:
+                result = method(self, *args, **kw)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                return cast(_R, self._failed(exc, failure))
+            self._last = None
+            return result
+
+        return adapted
+
+    return decorate
 
 
 class Setup(Transfer):

@@ -38,10 +38,9 @@ from ._constants import (
     TCP,
     UNIX,
 )
-from ._core import xmake
 from ._files import send_file
 from ._options import Options, check_int, options
-from ._setup import Setup
+from ._setup import Setup, xmake
 
 __all__ = ["Socket"]
 
