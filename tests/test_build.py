@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import xsock_green
 from xsock_green import _compile
 
@@ -55,6 +57,19 @@ def test_the_compiled_build_is_there_when_expected() -> None:
     # shows setup.py's reason ("xsock_green: ...").
     if os.environ.get("XSOCK_EXPECT_COMPILED", "") not in ("", "0"):
         assert built() == list(_compile.MODULES)
+
+
+def test_the_compiled_build_parses_positional_calls_fast() -> None:
+    # setup.py gives mypyc's wrappers of send/recv/sendto/recvfrom a fast
+    # path for calls without keywords; a mypyc that writes its wrappers
+    # differently leaves them slow, and CI should say so.  The helper's name
+    # is in the library's symbol table (setuptools does not strip it).
+    if os.environ.get("XSOCK_EXPECT_COMPILED", "") in ("", "0") or not _compile.compiled():
+        pytest.skip("checked where the compiled build is expected and in use (CI)")
+    library = sys.modules["xsock_green__mypyc"].__file__
+    assert library is not None
+    with open(library, "rb") as f:
+        assert b"XSockArg_ParseVarKw" in f.read()
 
 
 def test_this_run_uses_the_mode_it_was_asked_for() -> None:

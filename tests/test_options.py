@@ -74,3 +74,46 @@ def test_family_values() -> None:
         socket.udp({"family": 7})
     with pytest.raises(TypeError, match="'family' must be an int"):
         socket.tcp(family="ipv6")
+
+
+def test_every_calling_form_of_the_data_methods(tcp_pair: tuple[Socket, Socket]) -> None:
+    # The compiled build parses a call that names no argument on a fast path
+    # of its own (setup.py): each positional form, and a call with too few or
+    # too many, must behave as the general parser does.  Options named in
+    # one call must never reach the next (that path shares one empty dict).
+    client, server = tcp_pair
+    assert client.send("abcdef", block=True, start=5) == 2
+    assert client.send("abcdef") == 6
+    assert client.send("abcdef", {"block": True}) == 6
+    got = server.recv(Bytes(14), 14, block=True, waitall=True)
+    assert got[1] == b"efabcdefabcdef"
+    assert server.recv(Bytes(4)) == (0, None)
+    assert server.recv(Bytes(4), 2) == (0, None)
+    assert server.recv(Bytes(4), 2, None) == (0, None)
+    with pytest.raises(TypeError, match="positional argument"):
+        server.recv(Bytes(4), 2, None, None)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="positional argument"):
+        client.send("x", None, None)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        client.send()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        server.recv()  # type: ignore[call-arg]
+
+    a = socket.udp()
+    b = socket.udp()
+    try:
+        assert b.bind("127.0.0.1", 0)
+        port = b.sockname()[1]
+        assert a.sendto("hi", "127.0.0.1", port, block=True) == 2
+        heard = b.recvfrom(Bytes(8), 8, block=True)
+        assert heard[0] == 2 and heard[1] == b"hi"
+        assert a.sendto("hey", "127.0.0.1", port) == 3
+        assert b.recvfrom(Bytes(8), {"block": True})[1] == b"hey"
+        assert b.recvfrom(Bytes(8)) == (0, None, None, None)
+        with pytest.raises(TypeError, match="positional argument"):
+            a.sendto("x", "127.0.0.1", port, None, None)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            a.sendto("x", "127.0.0.1")  # type: ignore[call-arg]
+    finally:
+        a.close()
+        b.close()
