@@ -20,7 +20,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ("_args", "_core", "_hub", "_options", "_transfer")  # as xsock_green._compile.MODULES
+MODULES = ("_args", "_storage", "_core", "_hub", "_options", "_transfer")  # as xsock_green._compile.MODULES
 
 
 def _say(message: str) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from typing import Any, Final, cast
 
+from ._storage import Storage, blank
 from ._bytes import Bytes
 from ._constants import UNIX_PATH_MAX
 from ._options import BLOCK, EMPTY, Options, check_int
 
 __all__ = ["data_view", "format_addr", "received", "span", "target", "unix_path"]
 
-_new: Final = object.__new__
 #: ``Bytes`` as a constant: compiled, a module global is a dict lookup per use.
 _BYTES: Final = Bytes
 
@@ -27,7 +27,7 @@ def data_view(data: object) -> Any:
     if cls is bytes:
         return data
     if cls is _BYTES:
-        return data._mv  # type: ignore[attr-defined]
+        return cast(Storage, data)._mv  # compiled, a field of the C struct
     if isinstance(data, str):
         return data.encode("utf-8", "surrogateescape")
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -56,7 +56,7 @@ def span(o: Options, size: int) -> tuple[int, int]:
 def target(buff: object, size: object, o: Options) -> memoryview:
     """The writable view of ``buff`` that a receive fills (``start``, ``size``)."""
     if type(buff) is _BYTES:
-        mv = buff._mv
+        mv = cast(Storage, buff)._mv
         # The whole buffer: compiled, an int size compares unboxed, and the
         # shared tables need no lookup.
         if (
@@ -87,9 +87,10 @@ def target(buff: object, size: object, o: Options) -> memoryview:
 
 
 def received(target: memoryview, n: int) -> Bytes:
-    data: Bytes = _new(_BYTES)
+    """The ``Bytes`` view of the first ``n`` bytes of ``target``."""
+    data: Storage = blank(_BYTES)  # typed as the compiled class: _mv is a field
     data._mv = target if n == len(target) else target[:n]
-    return data
+    return cast(Bytes, data)
 
 
 def format_addr(addr: Any) -> str | None:

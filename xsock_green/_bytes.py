@@ -17,6 +17,8 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, Self, SupportsIndex, TypeAlias, overload
 
+from ._storage import Storage, blank
+
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
@@ -138,7 +140,7 @@ def _byte_view(obj: object, where: str, share: bool) -> memoryview:
     return memoryview(mv.tobytes())
 
 
-class Bytes:
+class Bytes(Storage):
     """A fixed-size byte buffer, 1-based like xmake's ``bytes``, that is also a Python object.
 
     Constructors (all positional):
@@ -171,10 +173,7 @@ class Bytes:
     any bytes-like object.
     """
 
-    __slots__ = ("_mv",)
-
-    # 1-D, format 'B', exactly this buffer's bytes; its readonly flag is the buffer's.
-    _mv: memoryview
+    __slots__ = ()  # the storage, ``_mv``, is ``Storage``'s
 
     @overload
     def __init__(self) -> None: ...
@@ -216,7 +215,7 @@ class Bytes:
     @classmethod
     def _wrap(cls, mv: memoryview) -> Self:
         """Wrap a 1-D 'B' memoryview without checking or copying it (socket fast path)."""
-        self = object.__new__(cls)
+        self = blank(cls)
         self._mv = mv
         return self
 

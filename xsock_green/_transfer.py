@@ -7,6 +7,8 @@ return values; an ``OSError`` becomes the method's failure value through
 ``Core._failed``.  This module is compiled with the core (``setup.py``),
 so a call goes from the caller to the system call without an interpreted
 frame in between; ``Setup`` and ``Socket`` extend the class in Python.
+Compiled, a call that names no option gets one empty dict as ``kw``, shared
+by all such calls (``setup.py``): a method must never change or keep ``kw``.
 """
 
 from __future__ import annotations
