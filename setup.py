@@ -20,7 +20,8 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ("_args", "_storage", "_core", "_hub", "_options", "_transfer")  # as xsock_green._compile.MODULES
+# As xsock_green._compile.MODULES (tests/test_build.py holds the two equal).
+MODULES = ("_args", "_core", "_hub", "_options", "_storage", "_transfer")
 
 
 def _say(message: str) -> None:

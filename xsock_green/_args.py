@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any, Final, cast
 
-from ._storage import Storage, blank
 from ._bytes import Bytes
 from ._constants import UNIX_PATH_MAX
 from ._options import BLOCK, EMPTY, Options, check_int
+from ._storage import Storage, blank
 
 __all__ = ["data_view", "format_addr", "received", "span", "target", "unix_path"]
 

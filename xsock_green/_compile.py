@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 __all__ = ["MODULES", "PURE_PYTHON", "compiled", "mypyc_attr"]
 
 #: The modules that ``setup.py`` compiles: the request path, and ``Bytes``' storage.
-MODULES = ("_args", "_storage", "_core", "_hub", "_options", "_transfer")
+MODULES = ("_args", "_core", "_hub", "_options", "_storage", "_transfer")
 
 #: True when ``XSOCK_PURE_PYTHON`` asks for the ``.py`` modules.
 PURE_PYTHON = os.environ.get("XSOCK_PURE_PYTHON", "") not in ("", "0")
