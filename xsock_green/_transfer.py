@@ -130,13 +130,18 @@ class Transfer(Core):
         view = data_view(data)
         try:
             # A server answers the peer it just heard from: the kernel's own
-            # address for it is reused (IPv6 scope included).  A client sends
-            # to one server: the last resolved destination is kept.
+            # address for it is reused (IPv6 scope included), and the caller
+            # usually passes back the very objects recvfrom returned.  A
+            # client sends to one server: the last resolved destination is kept.
             heard: tuple[Any, ...] | None = self._from
             dest = self._dest
             if type(port) is not int:  # 5000.0 == 5000: let os_address refuse it
                 dest = heard = None
-            if heard is not None and heard[1] == port and heard[0] == addr:
+            if (
+                heard is not None
+                and (heard[1] is port or heard[1] == port)
+                and (heard[0] is addr or heard[0] == addr)
+            ):
                 self._to = heard
             elif dest is not None and dest[1] == port and dest[0] == addr:
                 self._to = dest[2]
