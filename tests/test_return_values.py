@@ -235,3 +235,49 @@ def test_kill_and_close_results(tcp_pair: tuple[Socket, Socket]) -> None:
     assert client.close() is True
     assert client.close() is False
     assert client.kill() is False
+
+
+def test_received_views_keep_their_range(tcp_pair: tuple[Socket, Socket]) -> None:
+    # A receive into the whole buffer may give back the view it gave last
+    # time (same range, same memory): a view never changes its range, shows
+    # what the buffer holds now, and a different range is a different view.
+    client, server = tcp_pair
+    buff = Bytes(8)
+
+    def recv(size: int = 8, **opt: object) -> Bytes:
+        n, data = server.recv(buff, size, block=True, **opt)
+        assert data is not None and n == len(data)
+        return data
+
+    client.send(b"abcd", block=True)
+    first = recv()
+    client.send(b"efgh", block=True)
+    second = recv()
+    assert bytes(first) == bytes(second) == b"efgh"  # both show the buffer now
+    client.send(b"ij", block=True)
+    third = recv()
+    assert third is not first and bytes(third) == b"ij"
+    assert len(first) == len(second) == 4 and bytes(first) == b"ijgh"
+    client.send(b"klmnopqr", block=True)
+    assert server.recv(buff, 8, {"block": True, "waitall": True})[1] == b"klmnopqr"
+    client.send(b"st", block=True)
+    part = recv(2, start=3)  # another place: a view of bytes 3-4, not 1-2
+    assert bytes(part) == b"st" and bytes(buff) == b"klstopqr" and bytes(third) == b"kl"
+    client.send(b"uv", block=True)
+    assert bytes(recv(4)) == b"uv" and bytes(third) == b"uv"
+    assert isinstance(third, Bytes) and not third.readonly()
+
+    a, b = socket.udp(), socket.udp()
+    try:
+        assert b.bind("127.0.0.1", 0)
+        port = b.sockname()[1]
+        got = []
+        for message in (b"one", b"two", b"three"):
+            assert a.sendto(message, "127.0.0.1", port, block=True) == len(message)
+            _, data, _, _ = b.recvfrom(buff, 8, block=True)
+            assert data is not None and bytes(data) == message
+            got.append(data)
+        assert [len(d) for d in got] == [3, 3, 5] and bytes(got[0]) == b"thr"
+    finally:
+        a.close()
+        b.close()

@@ -86,10 +86,25 @@ def target(buff: object, size: object, o: Options) -> memoryview:
     return mv[begin : begin + cast(int, size)] if begin or size != len(mv) else mv
 
 
-def received(target: memoryview, n: int) -> Bytes:
-    """The ``Bytes`` view of the first ``n`` bytes of ``target``."""
-    data: Storage = blank(_BYTES)  # typed as the compiled class: _mv is a field
+def received(buff: object, target: memoryview, n: int) -> Bytes:
+    """The ``Bytes`` view of the first ``n`` bytes of ``target``, a view of ``buff``.
+
+    A receive into the whole of ``buff`` gives the view it gave last time
+    when that has as many bytes: the same range of the same memory, so
+    nothing tells the two apart but ``is``, and a server that receives
+    same-sized messages makes no view (no memoryview, no ``Bytes``) per call.
+    """
+    b = cast(Storage, buff)  # a Bytes, checked by target(); compiled: fields
+    whole = target is b._mv
+    if whole:
+        last = b._last
+        if last is not None and len(last._mv) == n:
+            return cast(Bytes, last)
+    data: Storage = blank(_BYTES)
     data._mv = target if n == len(target) else target[:n]
+    data._last = None
+    if whole:
+        b._last = data
     return cast(Bytes, data)
 
 

@@ -190,6 +190,7 @@ class Bytes(Storage):
 
     def __init__(self, *args: object) -> None:
         """Build a buffer; see the class docstring for the forms."""
+        self._last = None
         if not args:
             self._mv = memoryview(b"")
             return
@@ -217,6 +218,7 @@ class Bytes(Storage):
         """Wrap a 1-D 'B' memoryview without checking or copying it (socket fast path)."""
         self = blank(cls)
         self._mv = mv
+        self._last = None
         return self
 
     # -- xmake methods -------------------------------------------------------------------

@@ -22,10 +22,15 @@ __all__ = ["Storage", "blank"]
 class Storage:
     """What every ``Bytes`` holds; not made directly (``Bytes`` is the class to use)."""
 
-    __slots__ = ("_mv",)
+    __slots__ = ("_last", "_mv")
 
     #: 1-D, format 'B', exactly the buffer's bytes; its readonly flag is the buffer's.
     _mv: memoryview
+    #: The view of this buffer's first bytes that a receive returned last, or
+    #: ``None``: the next receive of as many bytes into the whole buffer
+    #: returns it again instead of a new one (``_args.received``).  Every
+    #: constructor sets it.
+    _last: Storage | None
 
 
 #: ``blank(Bytes)``: a ``Bytes`` whose ``_mv`` is not set yet, without ``__init__``.

@@ -110,7 +110,7 @@ class Transfer(Core):
             return self._failed(exc, _FAILED_RECV)
         if n < 0 or (n == 0 and self._stream):
             return _NOTHING_RECV
-        return n, received(target, n)
+        return n, received(buff, target, n)
 
     # -- datagrams --------------------------------------------------------
 
@@ -190,7 +190,7 @@ class Transfer(Core):
         if n < 0:
             return _NOTHING_FROM
         addr: tuple[Any, ...] = self._from
-        return n, received(target, n), addr[0], addr[1]
+        return n, received(buff, target, n), addr[0], addr[1]
 
     # -- readiness ---------------------------------------------------------
 
