@@ -87,7 +87,8 @@ class Transfer(Core):
     ) -> tuple[int, Bytes | None]:
         """Receive into ``buff`` (keys ``block``, ``start``, ``timeout``, ``waitall``).
 
-        Returns ``(n, data)`` with ``data`` a view of ``buff``; ``(0, None)``
+        Returns ``(n, data)`` with ``data`` a view of ``buff`` (the view of
+        the last such call again when it has the same range); ``(0, None)``
         would block; ``(-1, None)`` end of stream or failure.  Block mode
         waits for at least one byte, or with ``waitall`` for exactly ``size``.
         On a UDP socket it receives one datagram (``(0, data)`` for an empty
