@@ -54,8 +54,26 @@ def test_end_of_stream_is_minus_one_both_modes(run: Runner, listener: Socket) ->
             if not block:
                 assert server.wait(socket.EV_RECV, 5000) == socket.EV_RECV
             assert server.recv(buff, 16, {"block": block}) == (-1, None)
-            assert "end of stream" in str(server.last_error)
+            assert str(server.last_error).endswith(": end of stream")
+            assert server.recv(buff, 16, {"block": block}) == (-1, None)  # and again
+            assert str(server.last_error).endswith(": end of stream")
             server.close()
+
+    run(body)
+
+
+def test_end_of_stream_inside_waitall_says_how_much_came(run: Runner, listener: Socket) -> None:
+    def body() -> None:
+        client = socket.connect("127.0.0.1", listener.sockname()[1])
+        server = listener.accept()
+        assert client is not None and server is not None
+        with server:
+            client.send("abcd", {"block": True})
+            client.close()
+            buff = Bytes(10)
+            assert server.recv(buff, 10, {"block": True, "waitall": True}) == (-1, None)
+            assert str(server.last_error).endswith(": end of stream after 4 of 10 bytes")
+            assert bytes(buff)[:4] == b"abcd"
 
     run(body)
 

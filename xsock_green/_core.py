@@ -47,6 +47,7 @@ from ._errors import SocketError, TimeoutError
 from ._options import BLOCK, EMPTY, Options
 
 __all__ = [
+    "ENDED",
     "ACCEPT",
     "CHUNK",
     "CONNECT",
@@ -76,6 +77,12 @@ TLS_RECV: Final = 7
 TLS_SEND: Final = 10
 #: The TLS handshake (send slot): its step returns ``1`` once it is done.
 TLS_HANDSHAKE: Final = 12
+
+#: ``move``'s answer when a stream receive (``RECV``, ``TLS_RECV``) finds the
+#: end of the stream before any byte: ``_last`` says so already.  A return,
+#: not an exception: every connection ends this way, and an exception out
+#: of compiled code costs a traceback entry per compiled frame it crosses.
+ENDED: Final = -2
 
 _NAMES: Final = {
     RECV: "recv",
@@ -132,6 +139,10 @@ class _Closed(OSError):
 @mypyc_attr(native_class=False)
 class _EndOfStream(OSError):
     """Raised inside a call when the peer ended the stream."""
+
+
+#: What ``last_error`` reports after ``ENDED`` (never raised, so no traceback).
+_END: Final = _EndOfStream(None, "end of stream")
 
 
 # Compiled by mypyc (setup.py) unless XSOCK_PURE_PYTHON; Socket subclasses it in Python.
@@ -311,7 +322,8 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
     size (``RECVFROM``, ``SENDTO``, datagram ``RECV``), the descriptor
     (``ACCEPT``; the address is left in ``_from``) or ``1`` (``CONNECT``).
     ``-1`` means nothing happened: would block, or a deadline passed in
-    a kind that does not raise for it.  A stream kind in block mode
+    a kind that does not raise for it; ``ENDED``, a stream receive found
+    the end of the stream (``_last`` records it).  A stream kind in block mode
     raises ``TimeoutError`` with the bytes moved.  ``_to`` carries the
     send side's other input: the destination, the file, the address.
     """
@@ -426,8 +438,11 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                             s._rtry = _WAIT  # a reply after a short read
                     else:  # a stream recv: the peer is done
                         s._rtry = _TRY
-                        suffix = f" after {done} of {total} bytes" if done else ""
-                        raise _EndOfStream(None, "end of stream" + suffix)
+                        if done or slot != 1:  # a waitall recv cut short, a handshake
+                            suffix = f" after {done} of {total} bytes" if done else ""
+                            raise _EndOfStream(None, "end of stream" + suffix)
+                        s._last = (_END, io.fd)
+                        return ENDED
                     # Done, unless a block stream call has more to move.
                     if done == total or not stream or not block or (slot == 1 and not waitall):
                         finished = True

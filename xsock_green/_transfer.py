@@ -25,7 +25,7 @@ from ._args import target as _target
 from ._bytes import Bytes
 from ._compile import mypyc_attr
 from ._constants import _AF, _SOCK_TYPES, UDP, UNIX
-from ._core import RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, Core, move
+from ._core import ENDED, RECV, RECVFROM, SEND, SENDTO, TLS_RECV, TLS_SEND, Core, move
 from ._errors import SocketError, TimeoutError
 from ._options import BLOCK, EMPTY, Options, check_int, check_port, check_timeout, options
 
@@ -110,7 +110,7 @@ class Transfer(Core):
         except OSError as exc:
             return self._failed(exc, _FAILED_RECV)
         if n < 0 or (n == 0 and self._stream):
-            return _NOTHING_RECV
+            return _FAILED_RECV if n == ENDED else _NOTHING_RECV
         return n, received(buff, target, n)
 
     # -- datagrams --------------------------------------------------------
