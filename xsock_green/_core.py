@@ -47,10 +47,10 @@ from ._errors import SocketError, TimeoutError
 from ._options import BLOCK, EMPTY, Options
 
 __all__ = [
-    "ENDED",
     "ACCEPT",
     "CHUNK",
     "CONNECT",
+    "ENDED",
     "RECV",
     "RECVFROM",
     "SEND",
