@@ -48,6 +48,8 @@ def ext_modules() -> list[object]:
         keep_docstrings(source, paths)
     if not [source for source in sources if fast_positional_calls(source)]:
         _say("no **kw argument parsing found to speed up: left as mypyc wrote it")
+    if not [source for source in sources if release_types(source)]:
+        _say("no deallocator found that keeps its type: left as mypyc wrote them")
     return list(extensions)
 
 
@@ -116,13 +118,19 @@ def _patch(code: str, table: str, entry: str, doc: str, prop: bool) -> str:
 # call names no argument.  That is about 410 instructions per call (callgrind,
 # TCP echo: 10,888 per request before, 10,065 after), where mypyc's parsers
 # for other signatures take a positional call in a few.  ``XSockArg_ParseVarKw``
-# gives the ``**kw`` signatures that fast path, and hands every other call
-# to the general parser, so results and errors stay mypyc's own.  It goes
+# gives those four wrappers (and no other) that fast path, and hands every
+# other call to the general parser, so results and errors stay mypyc's own.  It goes
 # where the generated C includes mypyc's parser, whose macros and general
 # function it uses; when a mypyc version writes either differently, the
 # build leaves the calls as they are: slower, and just as correct.
 _PARSER_INCLUDE = "#include <getargsfast.c>\n"
-_VARKW_CALL = "CPyArg_ParseStackAndKeywords(args, nargs, kwnames, &parser, NULL, &obj_kw, "
+# The wrappers of exactly these methods (and their glue for Python
+# subclasses): their parser's format, then (declarations only) the call.
+_VARKW_CALL = re.compile(
+    r'(static CPyArg_Parser parser = \{"%[^"]*:(?:send|recv|sendto|recvfrom)(?:__\w+_glue)?", '
+    r"kwlist, 0\};[^{}]*?)CPyArg_ParseStackAndKeywords"
+    r"(\(args, nargs, kwnames, &parser, NULL, &obj_kw, )"
+)
 _VARKW_FAST = r"""
 /* xsock_green's setup.py: mypyc's parser for a signature with **kw and no
  * *args, with a fast path for a call that names no argument.  Its **kw is
@@ -138,7 +146,7 @@ XSockArg_ParseVarKw(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     va_list va;
     va_start(va, parser);
     if (kwnames == NULL && PARSER_INITED(parser) && parser->varargs &&
-            nargs >= parser->min && nargs <= parser->max) {
+            !parser->has_required_kws && nargs >= parser->min && nargs <= parser->max) {
         PyObject **kw;
         Py_ssize_t i;
         (void)va_arg(va, PyObject **);  /* *args: NULL in these signatures */
@@ -168,13 +176,42 @@ def fast_positional_calls(c_file: str) -> bool:
     calls; False when it has none (or not where this expects them)."""
     with open(c_file, encoding="utf-8") as f:
         code = f.read()
-    if _VARKW_CALL not in code or _PARSER_INCLUDE not in code:
+    if _PARSER_INCLUDE not in code:
+        return False
+    code, found = _VARKW_CALL.subn(r"\1XSockArg_ParseVarKw\2", code)
+    if not found:
         return False
     code = code.replace(_PARSER_INCLUDE, _PARSER_INCLUDE + _VARKW_FAST, 1)
-    code = code.replace(_VARKW_CALL, _VARKW_CALL.replace(_VARKW_CALL[:28], "XSockArg_ParseVarKw"))
     with open(c_file, "w", encoding="utf-8") as f:
         f.write(code)
     return True
+
+
+# mypyc's classes are heap types: every instance owns a reference to its
+# class (``tp_alloc`` takes it), and CPython's rule is that the class's
+# deallocator gives it back.  mypyc's frees the memory and keeps the
+# reference, so each ``Bytes`` or ``Socket`` ever made left one more on its
+# class (CPython does not drop it either: for a subclass of a heap type it
+# leaves that to the base's deallocator), and a subclass defined at run time
+# was never freed.  The patch drops it right after the memory is freed.  It
+# matches mypyc's exact line: a mypyc that fixes this writes the line
+# differently, and the build then leaves it alone instead of dropping twice.
+_FREE = re.compile(r"Py_TYPE\(self\)->tp_free\(\(PyObject \*\)self\);(\s*CPy_TRASHCAN_END\(self\))")
+_FREE_AND_RELEASE = (
+    "{ PyTypeObject *xsock_type = Py_TYPE(self);"
+    " xsock_type->tp_free((PyObject *)self); Py_DECREF(xsock_type); }\\1"
+)
+
+
+def release_types(c_file: str) -> bool:
+    """Make the deallocators in ``c_file`` give back their instance's
+    reference to its class; False when it has none written as expected."""
+    with open(c_file, encoding="utf-8") as f:
+        code, found = _FREE.subn(_FREE_AND_RELEASE, f.read())
+    if found:
+        with open(c_file, "w", encoding="utf-8") as f:
+            f.write(code)
+    return found > 0
 
 
 class BuildAllOrNone(build_ext):
