@@ -115,14 +115,15 @@ def _patch(code: str, table: str, entry: str, doc: str, prop: bool) -> str:
 # mypyc parses the arguments of a function with ``**kw`` (``send``, ``recv``,
 # ``sendto``, ``recvfrom``) with its general parser: it walks the format
 # string for every parameter and makes a new dict for ``**kw`` even when the
-# call names no argument.  That is about 410 instructions per call (callgrind,
-# TCP echo: 10,888 per request before, 10,065 after), where mypyc's parsers
-# for other signatures take a positional call in a few.  ``XSockArg_ParseVarKw``
-# gives those four wrappers (and no other) that fast path, and hands every
-# other call to the general parser, so results and errors stay mypyc's own.  It goes
-# where the generated C includes mypyc's parser, whose macros and general
-# function it uses; when a mypyc version writes either differently, the
-# build leaves the calls as they are: slower, and just as correct.
+# call names no argument.  That is about 410 instructions per call
+# (callgrind, TCP echo: 10,888 per request before, 10,065 after), where
+# mypyc's parsers for other signatures take a positional call in a few.
+# ``XSockArg_ParseVarKw`` gives those four wrappers (and no other) that fast
+# path, and hands every other call to the general parser, so results and
+# errors stay mypyc's own.  It goes where the generated C includes mypyc's
+# parser, whose macros and general function it uses; when a mypyc version
+# writes either differently, the build leaves the calls as they are:
+# slower, and just as correct.
 _PARSER_INCLUDE = "#include <getargsfast.c>\n"
 # The wrappers of exactly these methods (and their glue for Python
 # subclasses): their parser's format, then (declarations only) the call.

@@ -33,5 +33,5 @@ class Storage:
     _last: Storage | None
 
 
-#: ``blank(Bytes)``: a ``Bytes`` whose ``_mv`` is not set yet, without ``__init__``.
+#: ``blank(Bytes)``: a ``Bytes`` whose fields are not set yet, without ``__init__``.
 blank: Final = Storage.__new__
