@@ -642,6 +642,61 @@ def test_read_guess_asks_first_only_after_a_guess_that_found_nothing(
     assert run(body) == [0, 1, 1]
 
 
+class _CountingAccepts:
+    """Stands for a listener's OS socket: counts its accepts and those that found nothing."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.calls = self.empty = 0
+
+    def _accept(self) -> Any:
+        self.calls += 1
+        try:
+            return self.raw._accept()
+        except BlockingIOError:
+            self.empty += 1
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def test_accept_asks_first_only_after_an_accept_that_found_nothing(
+    run: Runner, listener: Socket, spawn: Spawn
+) -> None:
+    """An accept that finds nothing raises inside the standard library: after
+    one, the next accept asks (``poll``) before it tries, as a receive does."""
+    port = listener.sockname()[1]
+    clients: list[Socket | None] = []
+
+    def connect() -> None:
+        clients.append(socket.connect("127.0.0.1", port, {"timeout": LONG_MS}))
+
+    def body() -> tuple[list[int], int]:
+        counter = listener._sock = _CountingAccepts(listener._sock)
+        empties = []
+        try:
+            for ready in (True, False, False):
+                if ready:
+                    connect()  # in the backlog before the accept
+                else:
+                    spawn(connect)  # after the accept waits
+                conn = listener.accept({"timeout": LONG_MS})
+                assert conn is not None
+                conn.close()
+                empties.append(counter.empty)
+        finally:
+            listener._sock = counter.raw
+        return empties, counter.calls
+
+    # 1: a new listener asks first, and takes the one there; 2: tries at
+    # once and finds nothing, then takes the next; 3: asks first, then takes it.
+    assert run(body) == ([0, 1, 1], 4)
+    for client in clients:
+        assert client is not None
+        client.close()
+
+
 # -- 12. small misses ----------------------------------------------------------------
 
 

@@ -116,7 +116,9 @@ _BACKLOG_RETRY: Final = 0.001
 # ``io.FileIO.readinto`` then answers ``None``), so a guess asks the kernel
 # first (``_queued``: ``ioctl(FIONREAD)``) when the socket's last guess found
 # nothing (``Core._probe``).  The answer is a hint (``0`` at the end of the
-# stream too): only calls that will wait use it.  Streams read through
+# stream too): only calls that will wait use it.  ``accept`` guesses the
+# same way, asking with ``poll`` (a would-block ``accept`` raises, and out
+# of compiled code that adds a traceback entry too).  Streams read through
 # ``_rfile``, an ``io.FileIO`` over the descriptor: ``None``, not a raised
 # ``BlockingIOError`` with a traceback entry, when nothing is there.
 _TRY: Final = 1
@@ -178,7 +180,8 @@ class Core:
     _shut: bool
     _stream: bool
     _polled: bool
-    #: The last guessed read found nothing: the next guess asks the kernel first.
+    #: The last guessed read (or accept) found nothing: the next guess asks
+    #: the kernel first.
     _probe: bool
     _family: int
     _type: int
@@ -363,6 +366,8 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 attempt = False
             else:
                 guess = 2 if s._probe else 1
+        elif kind == ACCEPT and timeout != 0:
+            guess = 2 if s._probe else 1  # is a connection there? (see _TRY)
         events = slot
         pause = False
         n: int  # what one system call moved (-1: it would block)
@@ -383,9 +388,6 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         else:  # None is "nothing there", not an exception
                             got = (s._rfile or _rfile(s, io.fd)).readinto(v)
                             n = -1 if got is None else got
-                        if guess:  # the next guess asks first if this one found nothing
-                            s._probe = n < 0
-                            guess = 0
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
                     elif kind == RECVFROM:
@@ -397,7 +399,10 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         if n == 0:
                             raise _EndOfStream(None, f"file ended after {done} of {total} bytes")
                     elif kind == ACCEPT:
-                        n, s._from = sock._accept()
+                        if guess == 2 and not _hub.poll_now(io.fd, 1):
+                            n = -1
+                        else:
+                            n, s._from = sock._accept()
                     elif kind == TLS_RECV:
                         n = s._tls.recv_into(v)
                         if n < 0:
@@ -424,6 +429,9 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         n = -1
                 except BlockingIOError:
                     n = -1
+                if guess:  # the next guess asks first if this one found nothing
+                    s._probe = n < 0
+                    guess = 0
                 if n >= 0:
                     if not stream:
                         if n > total and kind <= RECVFROM and kind & 1:
