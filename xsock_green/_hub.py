@@ -50,8 +50,10 @@ _SLICE: Final = SLICE
 #: it is asked to yield (see ``IOWait.overdue``).
 GRACE: Final = 0.001
 _GRACE: Final = GRACE
-#: The pieces a transfer moves after a wait before it reads the clock: in
-#: request/response traffic every receive waits, so no call reads it.
+#: The small pieces a transfer moves after a wait before it reads the clock:
+#: in request/response traffic every receive waits, so no call reads it.  A
+#: large piece reads it from the first: four free 1 MiB pieces per greenlet
+#: and turn made six parallel senders hold the loop for up to 40 ms.
 _FREE: Final = 4
 #: After those, a small piece (under ``_SMALL`` bytes) reads the clock only
 #: every ``_EVERY``-th time (a power of two): a datagram server that never
@@ -206,7 +208,7 @@ class IOWait:
         #: Pieces moved since this socket's user last came back from the
         #: hub, and when the clock started counting them (``overdue``).
         self.pieces = 0
-        self.turn = 0.0
+        self.turn = -1.0
 
     def check_thread(self) -> None:
         """Raise ``WrongThreadError`` unless called from the owning thread."""
@@ -296,6 +298,7 @@ class IOWait:
             if self.wakes:
                 self._unwake(cur)
             self.pieces = 0
+            self.turn = -1.0
         return result
 
     def _watcher(self, events: int) -> Any:
@@ -319,19 +322,19 @@ class IOWait:
         """Count a piece of ``moved`` bytes; True when it is time to give the loop a turn.
 
         The owner must have run for ``GRACE`` since it came back from the
-        hub (counted from its ``_FREE``-th piece since: the pieces before
-        read no clock, and after them a large piece or every ``_EVERY``-th
-        small one does): a greenlet woken late in a long loop turn has not
-        held the CPU, and yielding would only add a turn to its latency.
+        hub (counted from its first clock reading since: a large piece
+        reads the clock, a small one only after the first ``_FREE`` and then
+        every ``_EVERY``-th time): a greenlet woken late in a long loop turn
+        has not held the CPU, and yielding would only add a turn to its latency.
         Then cooperating transfers must have held this loop turn for a
         slice, on the hub's clock, shared by every socket, so that several
         transfers that never wait share one slice.
         """
         pieces = self.pieces = self.pieces + 1
-        if pieces <= _FREE or (moved < _SMALL and (pieces - _FREE) & (_EVERY - 1) != 1):
+        if moved < _SMALL and (pieces <= _FREE or (pieces - _FREE) & (_EVERY - 1) != 1):
             return False
         now = _monotonic()
-        if pieces == _FREE + 1:
+        if self.turn < 0:  # the first reading since the hub: the grace starts
             self.turn = now
             return False
         return now - self.turn > _GRACE and self.clock.overdue(self.loop.iteration, now)
