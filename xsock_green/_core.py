@@ -30,11 +30,8 @@ through Python's attribute lookup, but calls a function directly.
 from __future__ import annotations
 
 import _socket
-import array
 import errno as _errno
-import fcntl
 import os
-import termios
 from io import FileIO
 from typing import Any, Final, TypeVar
 
@@ -78,10 +75,8 @@ TLS_SEND: Final = 10
 #: The TLS handshake (send slot): its step returns ``1`` once it is done.
 TLS_HANDSHAKE: Final = 12
 
-#: ``move``'s answer when a stream receive (``RECV``, ``TLS_RECV``) finds the
-#: end of the stream before any byte: ``_last`` says so already.  A return,
-#: not an exception: every connection ends this way, and an exception out
-#: of compiled code costs a traceback entry per compiled frame it crosses.
+#: ``move``'s answer when a stream receive finds the end of the stream (``_last`` says
+#: so): not an exception, which out of compiled code adds traceback entries.
 ENDED: Final = -2
 
 _NAMES: Final = {
@@ -94,11 +89,6 @@ _NAMES: Final = {
 
 _SEND_FLAGS: Final = getattr(_socket, "MSG_NOSIGNAL", 0)
 _TRUNC: Final = getattr(_socket, "MSG_TRUNC", 0)
-#: ``_queued``'s request, and its answer's one-int buffer (compiled code
-#: reads it before anything else can run).
-_FIONREAD: Final = termios.FIONREAD
-_COUNT: Final = array.array("i", [0])
-_ioctl: Final = fcntl.ioctl
 
 #: The most one system call of a block-mode transfer moves, so that other
 #: greenlets get their turn between pieces (SPEC: every 50 ms at least).
@@ -109,18 +99,13 @@ _IN_PROGRESS: Final = frozenset({_errno.EINPROGRESS, _errno.EALREADY})
 _BACKLOG_RETRY: Final = 0.001
 
 # How a block stream recv starts (``Core._rtry``): after a full read it
-# reads; after a short read it guesses; after a short read and a send
-# (request/response) it waits, unless the loop has other work queued: then
-# data already there must not wait behind it, so it guesses.  A would-block
-# read costs an ``OSError`` built inside the standard library (even where
-# ``io.FileIO.readinto`` then answers ``None``), so a guess asks the kernel
-# first (``_queued``: ``ioctl(FIONREAD)``) when the socket's last guess found
-# nothing (``Core._probe``).  The answer is a hint (``0`` at the end of the
-# stream too): only calls that will wait use it.  ``accept`` guesses the
-# same way, asking with ``poll`` (a would-block ``accept`` raises, and out
-# of compiled code that adds a traceback entry too).  Streams read through
-# ``_rfile``, an ``io.FileIO`` over the descriptor: ``None``, not a raised
-# ``BlockingIOError`` with a traceback entry, when nothing is there.
+# reads; after a short read it guesses; after a short read and a send it
+# waits, unless the loop has other work (then it guesses: queued data never
+# waits behind it).  A guess after one that found nothing asks the kernel
+# first (``Core._probe``, ``_hub.queued``); ``accept`` guesses the same way
+# with ``poll``.  A failed try raises inside the standard library, and a
+# stream reads through an ``io.FileIO`` (``None`` when nothing is there).
+# ARCHITECTURE.md, step 3, has the whole account.
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
@@ -129,6 +114,7 @@ _F = TypeVar("_F")
 _ident: Final = _hub.get_thread_ident
 _monotonic: Final = _hub.monotonic
 _CLOSED: Final = _hub.CLOSED
+_queued: Final = _hub.queued
 _getcurrent: Final = getcurrent  # a constant, not a dict lookup per use (compiled)
 
 
@@ -507,15 +493,6 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 io.rowner = None
             else:
                 io.wowner = None
-
-
-def _queued(fd: int) -> int:
-    """The bytes queued to be read on ``fd`` (``1`` when the kernel will not say)."""
-    try:
-        _ioctl(fd, _FIONREAD, _COUNT, True)
-    except OSError:
-        return 1
-    return int(_COUNT[0])
 
 
 def _rfile(s: Core, fd: int) -> Any:

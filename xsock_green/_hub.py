@@ -15,6 +15,9 @@ that says why.  No exception object is made on this path.
 
 from __future__ import annotations
 
+import array
+import fcntl
+import termios
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -36,6 +39,7 @@ __all__ = [
     "get_thread_ident",
     "monotonic",
     "poll_now",
+    "queued",
 ]
 
 #: Outcomes switched into a waiter; readiness is the event bit (1 or 2).
@@ -102,6 +106,22 @@ def poll_now(fd: int, events: int) -> int:
     for _fd, mask in p.poll(0):
         got |= _events_of(mask)
     return got & events
+
+
+#: ``queued``'s request, and its answer's one-int buffer (compiled code
+#: reads it before anything else can run).
+_FIONREAD: Final = termios.FIONREAD
+_COUNT: Final = array.array("i", [0])
+_ioctl: Final = fcntl.ioctl
+
+
+def queued(fd: int) -> int:
+    """The bytes queued to be read on ``fd`` (``1`` when the kernel will not say)."""
+    try:
+        _ioctl(fd, _FIONREAD, _COUNT, True)
+    except OSError:
+        return 1
+    return int(_COUNT[0])
 
 
 def _take_turns(hub: Any, cur: Any) -> None:
