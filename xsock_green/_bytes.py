@@ -17,6 +17,16 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, Self, SupportsIndex, TypeAlias, overload
 
+from ._bytechecks import (
+    ENCODING,
+    ERRORS,
+    bad_pos,
+    byte_view,
+    check_pos,
+    check_range,
+    check_value,
+    type_name,
+)
 from ._storage import Storage, blank
 
 if TYPE_CHECKING:
@@ -30,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Bytes"]
 
-_ENCODING = "utf-8"
-_ERRORS = "surrogateescape"  # any byte survives a str round trip
 _REPR_LIMIT = 32  # bytes shown by repr before it truncates
 _DUMP_WIDTH = 16  # bytes per dump() line
 
@@ -49,95 +57,6 @@ _SL = ("start", "last")  # the usual names of a range's bounds, for error messag
 _U16LE, _U16BE, _S16LE, _S16BE = (struct.Struct(f).unpack_from for f in ("<H", ">H", "<h", ">h"))
 _U32LE, _U32BE, _S32LE, _S32BE = (struct.Struct(f).unpack_from for f in ("<I", ">I", "<i", ">i"))
 _P16LE, _P16BE, _P32LE, _P32BE = (struct.Struct(f).pack_into for f in ("<H", ">H", "<I", ">I"))
-
-
-def _name(value: object) -> str:
-    return type(value).__name__
-
-
-def _bad_pos(method: str, pos: object, width: int, size: int) -> NoReturn:
-    """Raise the error for a getter/setter position that failed the fast check."""
-    if not isinstance(pos, int):
-        raise TypeError(f"Bytes.{method}: pos must be an int, not {_name(pos)}")
-    what = "a byte" if width == 1 else f"a {width}-byte value"
-    if size < width:
-        raise IndexError(
-            f"Bytes.{method}: pos={pos} out of range: {what} does not fit in size {size}"
-        )
-    raise IndexError(
-        f"Bytes.{method}: pos={pos} out of range: {what} needs 1 <= pos <= {size - width + 1}"
-    )
-
-
-def _check_value(method: str, value: object, bits: int) -> int:
-    """Return ``value`` reduced to ``bits`` unsigned bits; signed values are accepted too."""
-    if not isinstance(value, int):
-        raise TypeError(f"Bytes.{method}: value must be an int, not {_name(value)}")
-    low, high = -(1 << (bits - 1)), (1 << bits) - 1
-    if not low <= value <= high:
-        raise ValueError(f"Bytes.{method}: value={value} out of range {low}..{high}")
-    return value & high
-
-
-def _check_int(where: str, name: str, value: object) -> int:
-    if not isinstance(value, int):
-        raise TypeError(f"{where}: {name} must be an int, not {_name(value)}")
-    return value
-
-
-def _check_range(
-    where: str, start: object, last: object, size: int, names: tuple[str, str]
-) -> tuple[int, int]:
-    """Validate a 1-based inclusive range ``start..last`` over ``size`` bytes.
-
-    ``last`` of None means ``size``. The range may be empty (``last == start - 1``), which
-    is how ``start == size + 1`` is allowed. Returns the 0-based half-open bounds.
-    """
-    s = _check_int(where, names[0], start)
-    e = size if last is None else _check_int(where, names[1], last)
-    if not 1 <= s <= size + 1:
-        raise IndexError(f"{where}: {names[0]}={s} out of range 1..{size + 1} (size {size})")
-    if not s - 1 <= e <= size:
-        raise IndexError(
-            f"{where}: {names[1]}={e} out of range {s - 1}..{size} ({names[0]}={s}, size {size})"
-        )
-    return s - 1, e
-
-
-def _check_pos(where: str, pos: object, count: int, size: int) -> int:
-    """Validate a 1-based destination ``pos`` receiving ``count`` bytes; return it 0-based."""
-    p = _check_int(where, "pos", pos)
-    if not 1 <= p <= size + 1:
-        raise IndexError(f"{where}: pos={p} out of range 1..{size + 1} (size {size})")
-    room = size - p + 1
-    if count > room:
-        raise ValueError(f"{where}: {count} bytes do not fit at pos={p}: only {room} left")
-    return p - 1
-
-
-def _byte_view(obj: object, where: str, share: bool) -> memoryview:
-    """Return a 1-D unsigned-byte memoryview of a source (Bytes, str or bytes-like).
-
-    With ``share`` the result aliases the object's memory, so it must be contiguous;
-    without it a non-contiguous buffer is copied instead.
-    """
-    if isinstance(obj, Bytes):
-        return obj._mv
-    if isinstance(obj, str):
-        return memoryview(obj.encode(_ENCODING, _ERRORS))
-    try:
-        mv = memoryview(obj)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{where} must be Bytes, str or a bytes-like object, not {_name(obj)}"
-        ) from None
-    if mv.format == "B" and mv.ndim == 1 and mv.c_contiguous:
-        return mv
-    if mv.c_contiguous:
-        return mv.cast("B")
-    if share:
-        raise TypeError(f"{where}: cannot share a non-contiguous buffer")
-    return memoryview(mv.tobytes())
 
 
 class Bytes(Storage):
@@ -202,13 +121,13 @@ class Bytes(Storage):
                 raise TypeError("Bytes(parts): takes one list or tuple of parts")
             self._mv = _concat(first)
         elif len(args) == 1:
-            self._mv = _byte_view(first, "Bytes(source): source", share=True)
+            self._mv = byte_view(first, "Bytes(source): source", share=True)
         elif isinstance(args[1], int):
             if len(args) > 3:
                 raise TypeError(f"Bytes(buff, start, last): takes 3 arguments, not {len(args)}")
-            mv = _byte_view(first, "Bytes(buff, start, last): buff", share=True)
+            mv = byte_view(first, "Bytes(buff, start, last): buff", share=True)
             last = args[2] if len(args) == 3 else None
-            s, e = _check_range("Bytes(buff, start, last)", args[1], last, len(mv), _SL)
+            s, e = check_range("Bytes(buff, start, last)", args[1], last, len(mv), _SL)
             self._mv = mv[s:e]
         else:
             self._mv = _concat(args)
@@ -237,12 +156,12 @@ class Bytes(Storage):
         Undecodable bytes become lone surrogates (``surrogateescape``), so
         ``Bytes(b.str())`` gives back the same bytes. NUL bytes are kept.
         """
-        s, e = _check_range("Bytes.str", i, j, len(self._mv), ("i", "j"))
-        return builtins.str(self._mv[s:e], _ENCODING, _ERRORS)
+        s, e = check_range("Bytes.str", i, j, len(self._mv), ("i", "j"))
+        return builtins.str(self._mv[s:e], ENCODING, ERRORS)
 
     def slice(self, start: int, last: int | None = None) -> Bytes:
         """Return a view of bytes ``start..last`` (1-based, inclusive) sharing memory."""
-        s, e = _check_range("Bytes.slice", start, last, len(self._mv), _SL)
+        s, e = check_range("Bytes.slice", start, last, len(self._mv), _SL)
         return Bytes._wrap(self._mv[s:e])
 
     def clone(self) -> Bytes:
@@ -278,9 +197,9 @@ class Bytes(Storage):
         mv = self._mv
         if mv.readonly:
             self._read_only(where)
-        smv = _byte_view(src, f"{where}: src", share=False)
-        s, e = _check_range(where, start, last, len(smv), _SL)
-        p = _check_pos(where, pos, e - s, len(mv))
+        smv = byte_view(src, f"{where}: src", share=False)
+        s, e = check_range(where, start, last, len(smv), _SL)
+        p = check_pos(where, pos, e - s, len(mv))
         # memoryview slice assignment is a memmove, so overlapping ranges are safe.
         mv[p : p + e - s] = smv[s:e]
         return self
@@ -289,21 +208,21 @@ class Bytes(Storage):
         """Return the unsigned byte at ``pos`` (1-based)."""
         mv = self._mv
         if not (isinstance(pos, int) and 0 < pos <= len(mv)):
-            _bad_pos("u8", pos, 1, len(mv))
+            bad_pos("u8", pos, 1, len(mv))
         return mv[pos - 1]
 
     def s8(self, pos: int) -> int:
         """Return the signed byte at ``pos`` (1-based)."""
         mv = self._mv
         if not (isinstance(pos, int) and 0 < pos <= len(mv)):
-            _bad_pos("s8", pos, 1, len(mv))
+            bad_pos("s8", pos, 1, len(mv))
         v = mv[pos - 1]
         return v - 0x100 if v & 0x80 else v
 
     def _get(self, method: builtins.str, pos: int, width: int, unpack: _Unpack) -> int:
         mv = self._mv
         if not (isinstance(pos, int) and 0 < pos <= len(mv) - width + 1):
-            _bad_pos(method, pos, width, len(mv))
+            bad_pos(method, pos, width, len(mv))
         return unpack(mv, pos - 1)[0]
 
     def u16le(self, pos: int) -> int:
@@ -344,8 +263,8 @@ class Bytes(Storage):
         if mv.readonly:
             self._read_only("u8_set")
         if not (isinstance(pos, int) and 0 < pos <= len(mv)):
-            _bad_pos("u8_set", pos, 1, len(mv))
-        mv[pos - 1] = _check_value("u8_set", value, 8)
+            bad_pos("u8_set", pos, 1, len(mv))
+        mv[pos - 1] = check_value("u8_set", value, 8)
         return self
 
     def _set(self, method: builtins.str, pos: int, value: int, width: int, pack: _Pack) -> Self:
@@ -353,8 +272,8 @@ class Bytes(Storage):
         if mv.readonly:
             self._read_only(method)
         if not (isinstance(pos, int) and 0 < pos <= len(mv) - width + 1):
-            _bad_pos(method, pos, width, len(mv))
-        pack(mv, pos - 1, _check_value(method, value, width * 8))
+            bad_pos(method, pos, width, len(mv))
+        pack(mv, pos - 1, check_value(method, value, width * 8))
         return self
 
     def u16le_set(self, pos: int, value: int) -> Self:
@@ -385,7 +304,7 @@ class Bytes(Storage):
             00000000   30 31 32 33  34 35 36 37  38 39 41 42  43 44 45 46  0123456789ABCDEF
             00000010   21                                                  !
         """
-        s, e = _check_range("Bytes.dump", start, last, len(self._mv), _SL)
+        s, e = check_range("Bytes.dump", start, last, len(self._mv), _SL)
         data = self._mv[s:e].tobytes()
         lines = []
         for off in range(0, len(data), _DUMP_WIDTH):
@@ -435,7 +354,9 @@ class Bytes(Storage):
         except IndexError:
             raise IndexError(f"Bytes index {key} out of range for size {len(self._mv)}") from None
         except TypeError:
-            raise TypeError(f"Bytes indices must be integers or slices, not {_name(key)}") from None
+            raise TypeError(
+                f"Bytes indices must be integers or slices, not {type_name(key)}"
+            ) from None
 
     @overload
     def __setitem__(self, key: SupportsIndex, value: int) -> None: ...
@@ -453,11 +374,13 @@ class Bytes(Storage):
         try:
             i = operator.index(key)
         except TypeError:
-            raise TypeError(f"Bytes indices must be integers or slices, not {_name(key)}") from None
+            raise TypeError(
+                f"Bytes indices must be integers or slices, not {type_name(key)}"
+            ) from None
         if not -len(mv) <= i < len(mv):
             raise IndexError(f"Bytes index {i} out of range for size {len(mv)}")
         if not isinstance(value, int):
-            raise TypeError(f"Bytes item must be an int, not {_name(value)}")
+            raise TypeError(f"Bytes item must be an int, not {type_name(value)}")
         if not 0 <= value <= 0xFF:
             raise ValueError(f"Bytes item must be in range 0..255, not {value}")
         mv[i] = value
@@ -466,10 +389,10 @@ class Bytes(Storage):
         if isinstance(value, int | builtins.str):
             raise TypeError(
                 f"Bytes slice assignment takes Bytes, a bytes-like object or ints, "
-                f"not {_name(value)}"
+                f"not {type_name(value)}"
             )
         try:
-            src = _byte_view(value, "", share=False)
+            src = byte_view(value, "", share=False)
         except TypeError:
             try:  # like bytearray, also take an iterable of ints
                 src = memoryview(bytes(value))  # type: ignore[call-overload]
@@ -488,7 +411,7 @@ class Bytes(Storage):
         if isinstance(other, builtins.str):
             return NotImplemented
         try:
-            omv = _byte_view(other, "", share=False)
+            omv = byte_view(other, "", share=False)
         except TypeError:
             return NotImplemented
         return self._mv == omv
@@ -523,7 +446,7 @@ def _sized(size: int, args: tuple[object, ...]) -> memoryview:
     if isinstance(init, str):
         if not init:
             raise ValueError("Bytes(size, init): init must not be an empty str")
-        code = init[0].encode(_ENCODING, _ERRORS)
+        code = init[0].encode(ENCODING, ERRORS)
         if len(code) != 1:
             raise ValueError(
                 f"Bytes(size, init): init {init[0]!r} is {len(code)} bytes in UTF-8, not one"
@@ -534,7 +457,7 @@ def _sized(size: int, args: tuple[object, ...]) -> memoryview:
             raise ValueError(f"Bytes(size, init): init must be in range 0..255, not {init}")
         fill = init
     else:
-        raise TypeError(f"Bytes(size, init): init must be an int or a str, not {_name(init)}")
+        raise TypeError(f"Bytes(size, init): init must be an int or a str, not {type_name(init)}")
     return memoryview(bytearray((fill,)) * size)
 
 
@@ -555,5 +478,5 @@ def _rebuild(data: bytes, readonly: bool) -> Bytes:
 
 def _concat(parts: Sequence[object]) -> memoryview:
     """Build the storage for ``Bytes(b1, b2, ...)`` and ``Bytes([b1, b2, ...])``."""
-    views = [_byte_view(p, f"Bytes(parts): part {n}", share=False) for n, p in enumerate(parts, 1)]
+    views = [byte_view(p, f"Bytes(parts): part {n}", share=False) for n, p in enumerate(parts, 1)]
     return memoryview(bytearray().join(views))
