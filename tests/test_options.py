@@ -117,3 +117,14 @@ def test_every_calling_form_of_the_data_methods(tcp_pair: tuple[Socket, Socket])
     finally:
         a.close()
         b.close()
+
+
+def test_block_table_is_refused_where_block_is_no_option() -> None:
+    # The data methods' {"block": True} is recognised without asking their
+    # key sets; every other call still asks, and refuses it.
+    with pytest.raises(TypeError, match="unknown option 'block'"):
+        socket.tcp({"block": True})
+    with pytest.raises(TypeError, match="unknown option 'block'"):
+        socket.bind("127.0.0.1", 0, {"block": True})
+    with pytest.raises(TypeError, match="unknown option 'block'"):
+        socket.connect_unix("/nonexistent/x.sock", {"block": True})

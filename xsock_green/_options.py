@@ -118,16 +118,19 @@ def options(
     allowed: frozenset[str],
     opt: Options | None,
     kw: Options,
+    blocks: bool = False,
 ) -> Options:
     """Merge and validate an option table and keyword options for ``where``.
 
     Returns the validated mapping (the caller's own dict when it needs no
     merging, so the common call costs no copy).  A literal table of flags
     such as ``{"block": True}`` takes the first branch of each test.
+    ``blocks`` says that ``allowed`` has ``block`` (the data methods say so,
+    which spares their every call a set lookup).
     """
     if type(opt) is dict and not kw:  # the common call: one literal table
         table = cast(dict[str, Any], opt)
-        if len(table) == 1 and table.get("block") is True and "block" in allowed:
+        if len(table) == 1 and table.get("block") is True and (blocks or "block" in allowed):
             return BLOCK  # xmake's {block = true}, the table of nearly every call
         merged: Options = table
     elif opt is None:

@@ -31,6 +31,7 @@ from ._options import BLOCK, EMPTY, Options, check_int, check_port, check_timeou
 
 __all__ = ["Transfer", "os_address"]
 
+# Each has ``block`` (``options(..., blocks=True)`` relies on it).
 _K_SEND: Final = frozenset({"block", "start", "last", "timeout"})
 _K_RECV: Final = frozenset({"block", "start", "timeout", "waitall"})
 _K_DGRAM: Final = frozenset({"block", "timeout"})
@@ -60,7 +61,7 @@ class Transfer(Core):
         block mode it sends the whole range or fails; a timeout raises
         ``xsock_green.TimeoutError`` with ``moved`` set.
         """
-        o = options("send", _K_SEND, opt, kw) if opt is not None or kw else EMPTY
+        o = options("send", _K_SEND, opt, kw, True) if opt is not None or kw else EMPTY
         view = data_view(data)
         if o is BLOCK:
             block = True
@@ -100,7 +101,7 @@ class Transfer(Core):
         table_first = opt is None and type(size) is not int and isinstance(size, Mapping)
         if table_first:
             opt, size = cast(Options, size), None
-        o = options("recv", _K_RECV, opt, kw) if opt is not None or kw else EMPTY
+        o = options("recv", _K_RECV, opt, kw, True) if opt is not None or kw else EMPTY
         target = _target(buff, size, o)
         block: bool = True if o is BLOCK else o.get("block", self._block)
         try:
@@ -125,7 +126,7 @@ class Transfer(Core):
         Returns the bytes sent, ``0`` (would block, or timed out), ``-1``.
         The timeout covers resolving a host name too.
         """
-        o = options("sendto", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
+        o = options("sendto", _K_DGRAM, opt, kw, True) if opt is not None or kw else EMPTY
         if self._type != UDP:
             raise _udp_only(self, "sendto")
         view = data_view(data)
@@ -180,7 +181,7 @@ class Transfer(Core):
         table_first = opt is None and type(size) is not int and isinstance(size, Mapping)
         if table_first:
             opt, size = cast(Options, size), None
-        o = options("recvfrom", _K_DGRAM, opt, kw) if opt is not None or kw else EMPTY
+        o = options("recvfrom", _K_DGRAM, opt, kw, True) if opt is not None or kw else EMPTY
         if self._type != UDP:
             raise _udp_only(self, "recvfrom")
         target = _target(buff, size, EMPTY)
