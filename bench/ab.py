@@ -11,7 +11,8 @@ server can run from another checkout (a git worktree with its own build:
 ``python setup.py build_ext --inplace`` there).  The servers run side by
 side, and each round measures every one of them in turn, so a burst of
 outside load hits them alike.  Prints the median server CPU per request
-(from ``/proc/<pid>/stat``) of each, and its ratio to the first; for the
+(from ``/proc/<pid>/stat``) of each, its ratio to the first and the user-space
+part of it (the rest is the kernel's, on the server's behalf); for the
 bulk modes (``sink``: the server receives ``--bytes`` on one connection,
 ``source``: it sends them) CPU per MiB moved.  On this
 shared machine the medians of 8 rounds move by a few per cent between
@@ -33,9 +34,10 @@ from pathlib import Path
 from bench.run import BENCH, ROOT, Generator, cpu_plan, pin
 
 
-def _cpu_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int) -> tuple[int, int]:
+    """The process's (user, system) CPU time so far, in clock ticks."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    return int(fields[11]), int(fields[12])  # utime, stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 where = ["--unix", sock_path] if transport == "unix" else port
                 procs[label or name] = (proc, info["pid"], where)
             results: dict[str, list[float]] = {label: [] for label in procs}
+            user: dict[str, list[float]] = {label: [] for label in procs}
 
             def load(where: list[str], ms: int, nbytes: int) -> float:
                 """Run the generator once (``ms`` long, or ``nbytes`` in the bulk
@@ -101,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                 load(where, 300, ns.bytes // 8)
             for _ in range(ns.rounds):
                 for label, (_, pid, where) in procs.items():
-                    before = _cpu_ticks(pid)
+                    u0, s0 = _cpu_ticks(pid)
                     done = load(where, ns.ms, ns.bytes)
-                    used = (_cpu_ticks(pid) - before) / ticks
-                    results[label].append(used / done * 1e6 if done else float("nan"))
+                    u1, s1 = _cpu_ticks(pid)
+                    per = 1e6 / ticks / done if done else float("nan")
+                    results[label].append((u1 - u0 + s1 - s0) * per)
+                    user[label].append((u1 - u0) * per)
         finally:
             for proc, _, _ in procs.values():
                 proc.kill()
@@ -115,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         med = statistics.median(xs)
         first = first or med
         runs = " ".join(f"{x:.1f}" for x in xs)
-        print(f"{label:14s} {med:7.2f} µs CPU/{unit}  {med / first:5.2f}x   rounds: {runs}")
+        mine = statistics.median(user[label])
+        print(
+            f"{label:14s} {med:7.2f} µs CPU/{unit}  {med / first:5.2f}x"
+            f"  (user {mine:.2f})   rounds: {runs}"
+        )
     return 0
 
 
