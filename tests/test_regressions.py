@@ -568,14 +568,14 @@ def test_read_guess_when_nothing_is_queued_yet(
 
 
 class _CountingReader:
-    """Counts a stream socket's reads (``Core._rfile``) and those that found nothing."""
+    """Counts a stream socket's reads (``Core._readinto``) and those that found nothing."""
 
-    def __init__(self, raw: io.FileIO) -> None:
+    def __init__(self, raw: Callable[[memoryview], int | None]) -> None:
         self.raw = raw
         self.reads = self.empty = 0
 
     def readinto(self, view: memoryview) -> int | None:
-        got = self.raw.readinto(view)
+        got = self.raw(view)
         self.reads += 1
         self.empty += got is None
         return got
@@ -597,7 +597,8 @@ def test_block_recv_asks_the_kernel_before_a_read_that_would_fail(
         assert n == 4
         if state != "short read":
             assert server.send(b"rep1", {"block": True}) == 4
-        counter = server._rfile = _CountingReader(server._rfile)
+        counter = _CountingReader(server._readinto)
+        server._readinto = counter.readinto
 
         def peer() -> None:
             client.send(b"req2", {"block": True})
@@ -624,7 +625,8 @@ def test_read_guess_asks_first_only_after_a_guess_that_found_nothing(
         buff = Bytes(64)
         assert client.send(b"r0", {"block": True}) == 2
         assert server.recv(buff, {"block": True})[0] == 2  # a short read: the next recv guesses
-        counter = server._rfile = _CountingReader(server._rfile)
+        counter = _CountingReader(server._readinto)
+        server._readinto = counter.readinto
         empties = []
         for step, ready in enumerate([True, False, False], 1):
             message = b"r%d" % step

@@ -148,7 +148,7 @@ class Core:
         "_peer",
         "_polled",
         "_probe",
-        "_rfile",
+        "_readinto",
         "_rtry",
         "_shut",
         "_sock",
@@ -177,8 +177,11 @@ class Core:
     #: the two directions may be in use by two greenlets at once.
     _from: Any
     _to: Any
-    #: A stream's non-raising reader (see ``_TRY``), made on its first receive.
-    _rfile: Any
+    #: A stream's non-raising read (see ``_TRY``): ``readinto`` of an
+    #: ``io.FileIO`` on the descriptor, bound once (a method looked up per
+    #: call costs a search of the type and of the object's dict), made on
+    #: its first receive.
+    _readinto: Any
     #: The TLS layer (``None`` for a plain socket): ``recv_into(view)`` and
     #: ``send(view)`` return the plaintext bytes moved, ``0`` at the end of
     #: the stream, or ``-1`` when they need ``wants`` (1 readable, 2
@@ -203,7 +206,7 @@ class Core:
         self._shut = False
         self._polled = False
         self._from = None
-        self._rfile = None
+        self._readinto = None
         self._to = None
         self._tls = None
         self._tlsctx = None
@@ -279,7 +282,7 @@ class Core:
         if self._tls is not None:
             self._tls.close_notify()
         self._sock = None
-        self._rfile = None  # its descriptor number is about to be free for reuse
+        self._readinto = None  # its descriptor number is about to be free for reuse
         if self._polled:
             from ._multiwait import forget
 
@@ -372,7 +375,7 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                         elif guess == 2 and _queued(io.fd) == 0:
                             n = -1
                         else:  # None is "nothing there", not an exception
-                            got = (s._rfile or _rfile(s, io.fd)).readinto(v)
+                            got = (s._readinto or _reader(s, io.fd))(v)
                             n = -1 if got is None else got
                     elif kind == SEND:
                         n = sock.send(v, _SEND_FLAGS)
@@ -495,6 +498,6 @@ def move(s: Core, kind: int, view: Any, block: bool, o: Options) -> int:
                 io.wowner = None
 
 
-def _rfile(s: Core, fd: int) -> Any:
-    s._rfile = rfile = FileIO(fd, "rb", closefd=False)
-    return rfile
+def _reader(s: Core, fd: int) -> Any:
+    s._readinto = readinto = FileIO(fd, "rb", closefd=False).readinto
+    return readinto

@@ -200,6 +200,7 @@ class IOWait:
         "clock",
         "fd",
         "hub",
+        "hub_switch",
         "loop",
         "pieces",
         "rowner",
@@ -213,6 +214,9 @@ class IOWait:
 
     def __init__(self, fd: int) -> None:
         self.hub = hub = get_hub()
+        #: ``hub.switch``, bound once: the hub is a Python subclass of
+        #: ``greenlet``, so a lookup per wait searches its type and its dict.
+        self.hub_switch: Any = hub.switch
         self.loop = hub.loop
         self.clock = clock(hub.loop)
         self.thread = get_thread_ident()
@@ -301,7 +305,7 @@ class IOWait:
         else:
             self.rpark = self.wpark = cur
         try:
-            result: int = hub.switch()
+            result: int = self.hub_switch()
         finally:
             if slot == 1:
                 self.rpark = None
