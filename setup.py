@@ -3,10 +3,11 @@
 The metadata is in setup.cfg.  This file only adds the extension modules:
 ``xsock_green._compile.MODULES`` (the transfer core, the hub door, options
 and arguments), compiled by mypyc from the same strict-typed ``.py`` files,
-which are installed too.  When mypy/mypyc is missing, when it refuses the
-code, or when no C compiler works, the install goes on without them and
-the package runs as pure Python: the build never fails for want of the
-compiled modules.  ``XSOCK_PURE_PYTHON=1`` at build time skips compiling;
+which are installed too, and ``xsock_green/_kernel.c``, a few lines of C
+that the compiled build calls instead of ``fcntl.ioctl``.  When mypy/mypyc
+is missing, when it refuses the code, or when no C compiler works, the
+install goes on without them and the package runs as pure Python: the
+build never fails for want of the compiled modules.  ``XSOCK_PURE_PYTHON=1`` at build time skips compiling;
 at run time it makes an installed build import the ``.py`` files.
 """
 
@@ -17,7 +18,7 @@ import os
 import re
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # As xsock_green._compile.MODULES (tests/test_build.py holds the two equal).
@@ -50,7 +51,9 @@ def ext_modules() -> list[object]:
         _say("no **kw argument parsing found to speed up: left as mypyc wrote it")
     if not [source for source in sources if release_types(source)]:
         _say("no deallocator found that keeps its type: left as mypyc wrote them")
-    return list(extensions)
+    # The one hand-written C module: what the core asks the kernel (see its
+    # header comment); the compiled _hub uses it, the pure build does not.
+    return [*extensions, Extension("xsock_green._kernel", ["xsock_green/_kernel.c"])]
 
 
 def _c_text(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,13 +20,15 @@ import xsock_green
 from xsock_green import _compile
 
 PACKAGE = os.path.dirname(xsock_green.__file__)
+#: What ``setup.py`` builds: the mypyc modules, then the C helper ``_kernel.c``.
+EXTENSIONS = (*_compile.MODULES, "_kernel")
 
 
 def built() -> list[str]:
-    """The modules that have a compiled file beside their ``.py`` for this Python."""
+    """The extension modules that are there for this Python."""
     return [
         name
-        for name in _compile.MODULES
+        for name in EXTENSIONS
         if any(
             os.path.exists(os.path.join(PACKAGE, name + suffix))
             for suffix in importlib.machinery.EXTENSION_SUFFIXES
@@ -48,7 +51,7 @@ def files_in(env: dict[str, str]) -> list[str]:
 
 
 def test_all_or_none_of_the_modules_are_built() -> None:
-    assert built() in ([], list(_compile.MODULES))
+    assert built() in ([], list(EXTENSIONS))
 
 
 def test_the_compiled_build_is_there_when_expected() -> None:
@@ -56,7 +59,7 @@ def test_the_compiled_build_is_there_when_expected() -> None:
     # quietly turn the default build into pure Python.  `pip install -v -e .`
     # shows setup.py's reason ("xsock_green: ...").
     if os.environ.get("XSOCK_EXPECT_COMPILED", "") not in ("", "0"):
-        assert built() == list(_compile.MODULES)
+        assert built() == list(EXTENSIONS)
 
 
 def test_the_compiled_build_parses_positional_calls_fast() -> None:
@@ -74,12 +77,16 @@ def test_the_compiled_build_parses_positional_calls_fast() -> None:
 
 def test_this_run_uses_the_mode_it_was_asked_for() -> None:
     files = [importlib.import_module(f"xsock_green.{name}").__file__ for name in _compile.MODULES]
+    from xsock_green import _hub
+
     if _compile.PURE_PYTHON or not built():
         assert all(f is not None and f.endswith(".py") for f in files), files
         assert not _compile.compiled()
+        assert _hub.queued is _hub.fionread
     else:
         assert all(f is not None and not f.endswith(".py") for f in files), files
         assert _compile.compiled()
+        assert _hub.queued.__module__ == "xsock_green._kernel"
 
 
 def test_xsock_pure_python_forces_the_py_files() -> None:
@@ -99,7 +106,36 @@ def test_setup_and_run_name_the_same_modules() -> None:
     quoted = ", ".join(f'"{name}"' for name in _compile.MODULES)
     assert f"MODULES = ({quoted})" in setup_py
     listed = " ".join(f"xsock_green/{name}.py" for name in _compile.MODULES)
-    assert f'compiled="{listed}"' in run
+    assert f'compiled="{listed} xsock_green/_kernel.c"' in run
+    assert 'Extension("xsock_green._kernel", ["xsock_green/_kernel.c"])' in setup_py
+
+
+def test_the_kernel_question_has_one_answer_in_c_and_in_python() -> None:
+    # The compiled build asks ioctl(FIONREAD) through _kernel.c, the pure one
+    # through fcntl: the same answers, including "the kernel will not say".
+    try:
+        from xsock_green import _kernel
+    except ImportError:
+        pytest.skip("the C helper is not built (a pure-Python install)")
+    from xsock_green._hub import fionread
+
+    a, b = socket.socketpair()
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        seen = []
+        for sent, taken in ((0, 0), (1, 0), (1000, 0), (0, 600)):
+            b.sendall(b"x" * sent)
+            if taken:
+                a.recv(taken)
+            seen.append((_kernel.queued(a.fileno()), fionread(a.fileno())))
+        assert seen == [(0, 0), (1, 1), (1001, 1001), (401, 401)]
+        # A listening TCP socket has no receive queue: EINVAL, so 1 (read and see).
+        assert _kernel.queued(listener.fileno()) == fionread(listener.fileno()) == 1
+        with pytest.raises(TypeError):
+            _kernel.queued("3")  # type: ignore[arg-type]
+    finally:
+        for s in (a, b, listener):
+            s.close()
 
 
 def test_the_two_builds_share_one_type_tree() -> None:

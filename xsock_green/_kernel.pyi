@@ -1,0 +1,3 @@
+"""The C helper ``_kernel.c`` (built with the compiled modules; see ``_hub.queued``)."""
+
+def queued(fd: int, /) -> int: ...
