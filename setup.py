@@ -7,8 +7,9 @@ which are installed too, and ``xsock_green/_kernel.c``, a few lines of C
 that the compiled build calls instead of ``fcntl.ioctl``.  When mypy/mypyc
 is missing, when it refuses the code, or when no C compiler works, the
 install goes on without them and the package runs as pure Python: the
-build never fails for want of the compiled modules.  ``XSOCK_PURE_PYTHON=1`` at build time skips compiling;
-at run time it makes an installed build import the ``.py`` files.
+build never fails for want of the compiled modules.
+``XSOCK_PURE_PYTHON=1`` at build time skips compiling; at run time it
+makes an installed build import the ``.py`` files.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ __all__ = [
     "TIMEOUT",
     "IOWait",
     "clock",
+    "fionread",
     "get_thread_ident",
     "monotonic",
     "poll_now",
