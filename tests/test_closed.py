@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -53,3 +54,17 @@ def test_close_twice_and_accessors() -> None:
     assert sock.rawfd() == -1
     assert sock.sockname() is None
     assert (sock.type(), sock.family()) == (socket.UDP, socket.IPV4)
+
+
+def test_close_after_the_descriptor_was_closed_behind_its_back(
+    tcp_pair: tuple[Socket, Socket],
+) -> None:
+    # SPEC: close() never raises; the descriptor is gone either way (EBADF).
+    client, server = tcp_pair
+    assert client.send(b"x", {"block": True}) == 1
+    assert server.recv(Bytes(4), 4, {"block": True})[0] == 1  # its reader exists
+    for sock in (server, socket.udp()):
+        os.close(sock.rawfd())
+        assert sock.close() is True
+        assert sock.close() is False
+        assert sock.rawfd() == -1

@@ -15,8 +15,8 @@ that says why.  No exception object is made on this path.
 
 from __future__ import annotations
 
-import array
 import fcntl
+import struct
 import termios
 import time
 from collections.abc import Callable
@@ -110,20 +110,25 @@ def poll_now(fd: int, events: int) -> int:
     return got & events
 
 
-#: ``fionread``'s request, and its answer's one-int buffer (compiled code
-#: reads it before anything else can run).
+#: ``fionread``'s request, and the C ``int`` its answer is.
 _FIONREAD: Final = termios.FIONREAD
-_COUNT: Final = array.array("i", [0])
+_INT: Final = struct.Struct("i")
+_NO_INT: Final = bytes(_INT.size)
 _ioctl: Final = fcntl.ioctl
 
 
 def fionread(fd: int) -> int:
-    """The bytes queued to be read on ``fd`` (``1`` when the kernel will not say)."""
+    """The bytes queued to be read on ``fd`` (``1`` when the kernel will not say).
+
+    The answer comes back as new bytes, not in a shared buffer: ``ioctl``
+    lets other threads run before its caller could read one.
+    """
     try:
-        _ioctl(fd, _FIONREAD, _COUNT, True)
+        answer: bytes = _ioctl(fd, _FIONREAD, _NO_INT)
     except OSError:
         return 1
-    return int(_COUNT[0])
+    count: int = _INT.unpack(answer)[0]
+    return count
 
 
 def _queued() -> Callable[[int], int]:
@@ -148,6 +153,15 @@ def _queued() -> Callable[[int], int]:
 #: kernel will not say); a block recv asks it before a read that may find
 #: nothing (``_core``).
 queued: Final = _queued()
+
+
+def _quietly(closer: Callable[[], None]) -> None:
+    """Close a descriptor: one that was closed behind the socket's back
+    (``EBADF``) is gone all the same, and ``close()`` never raises (SPEC)."""
+    try:
+        closer()
+    except OSError:
+        pass
 
 
 def _take_turns(hub: Any, cur: Any) -> None:
@@ -437,7 +451,7 @@ class IOWait:
         except ValueError:  # "operation on destroyed loop"
             foreign = False
         if not foreign:
-            closer()
+            _quietly(closer)
             return
         # Someone else's watcher on this descriptor was woken; close after
         # it has had its turn, as gevent's own sockets do.
@@ -446,7 +460,7 @@ class IOWait:
         def _later() -> None:
             check.stop()
             check.close()
-            closer()
+            _quietly(closer)
 
         check.start(_later)
 
