@@ -103,9 +103,8 @@ _BACKLOG_RETRY: Final = 0.001
 # waits, unless the loop has other work (then it guesses: queued data never
 # waits behind it).  A guess after one that found nothing asks the kernel
 # first (``Core._probe``, ``_hub.queued``); ``accept`` guesses the same way
-# with ``poll``.  A failed try raises inside the standard library, and a
-# stream reads through an ``io.FileIO`` (``None`` when nothing is there).
-# ARCHITECTURE.md, step 3, has the whole account.
+# with ``poll``.  A failed try raises inside the standard library, so a stream
+# reads through an ``io.FileIO`` (``None``: nothing there).  ARCHITECTURE, step 3.
 _TRY: Final = 1
 _SHORT: Final = 0
 _WAIT: Final = -1
@@ -177,10 +176,8 @@ class Core:
     #: the two directions may be in use by two greenlets at once.
     _from: Any
     _to: Any
-    #: A stream's non-raising read (see ``_TRY``): ``readinto`` of an
-    #: ``io.FileIO`` on the descriptor, bound once (a method looked up per
-    #: call costs a search of the type and of the object's dict), made on
-    #: its first receive.
+    #: A stream's non-raising read (see ``_TRY``): its ``io.FileIO``'s bound
+    #: ``readinto`` (no method lookup per call), made on the first receive.
     _readinto: Any
     #: The TLS layer (``None`` for a plain socket): ``recv_into(view)`` and
     #: ``send(view)`` return the plaintext bytes moved, ``0`` at the end of
