@@ -128,3 +128,13 @@ def test_block_table_is_refused_where_block_is_no_option() -> None:
         socket.bind("127.0.0.1", 0, {"block": True})
     with pytest.raises(TypeError, match="unknown option 'block'"):
         socket.connect_unix("/nonexistent/x.sock", {"block": True})
+
+
+def test_option_names_must_be_strings(tcp_pair: tuple[Socket, Socket]) -> None:
+    # The same message in both builds (compiled code once checked the key's
+    # type on unpacking, with a message of its own).
+    client, _ = tcp_pair
+    with pytest.raises(TypeError, match="send: option names are strings, not bool"):
+        client.send("x", {True: True})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="recv: option names are strings, not int"):
+        client.recv(Bytes(4), 4, {"block": True, 1: 2})  # type: ignore[dict-item]

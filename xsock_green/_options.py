@@ -146,7 +146,9 @@ def options(
         merged = {**opt, **kw}
     else:
         merged = opt
-    for key, value in merged.items():
+    # Keys typed as objects: compiled, a ``str`` key would be checked on
+    # unpacking, with mypyc's message instead of the one below.
+    for key, value in cast(Mapping[object, Any], merged).items():
         if (value is True or value is False) and key in allowed and key in _BOOL_KEYS:
             continue
         if key not in allowed:
